@@ -1,0 +1,11 @@
+"""Bidirectional LSTM (the paper: hidden 25, images as 28 rows of 28 pixels)."""
+from torch import nn
+
+from lopmodels.base import MODELS
+from lopmodels.recurrent import BidirectionalClassifier
+
+
+@MODELS.register("lstm")
+class LSTM(BidirectionalClassifier):
+    cell = nn.LSTM
+    gates = 4  # i, f, g, o

@@ -1,0 +1,104 @@
+"""The hooks a mitigation may implement, and the one context every hook receives.
+
+The training loop calls these hooks and never names a mitigation. A new need adds a field to
+`HookContext`, not a new signature.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import torch
+
+from lopmodels.base import LopModel
+from lopmodels.registry import ConfigError, Registry
+
+
+@dataclass
+class HookContext:
+    """What a hook may look at or change."""
+
+    net: LopModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # the trial's own generator, on the trial's device
+    task: int = 0
+    step: int = 0  # optimizer steps taken so far in the trial
+    activations: dict[str, torch.Tensor] | None = None  # this step's unit activations, when asked for
+    features: torch.Tensor | None = None
+
+
+@dataclass
+class Mitigation:
+    """No mitigation: every hook does nothing. Mitigations subclass this and override hooks."""
+
+    needs_activations: ClassVar[bool] = False  # ask the loop for `ctx.activations` at every step
+
+    def optimizer_options(self) -> dict[str, Any]:
+        """Keyword arguments for the optimizer (L2's weight decay)."""
+        return {}
+
+    def on_train_start(self, ctx: HookContext) -> None:
+        """Once, on a fresh start (never on resume): record what later hooks compare against."""
+
+    def on_task_start(self, ctx: HookContext) -> None:
+        """Before the first step of every task."""
+
+    def penalty(self, ctx: HookContext) -> torch.Tensor | None:
+        """A term added to the loss of every step."""
+        return None
+
+    def after_step(self, ctx: HookContext) -> None:
+        """After every optimizer step."""
+
+    def on_task_end(self, ctx: HookContext) -> None:
+        """After the last step of every task."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides the future beyond the fields (utilities, ages, initial weights)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict()`."""
+
+    def fields(self) -> dict[str, Any]:
+        """The hyperparameters, as recorded in the `mitigation.<field>` columns."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+MITIGATIONS: Registry[type[Mitigation]] = Registry("mitigation")
+MITIGATIONS.register("none")(Mitigation)
+
+
+def build_mitigation(name: str, args: Mapping[str, Any] | None = None) -> Mitigation:
+    """The mitigation `name` with hyperparameters `args`; unknown fields and bad values raise `ConfigError`."""
+    cls = MITIGATIONS[name]
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    args = dict(args or {})
+    for key in args:
+        if key not in known:
+            valid = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"unknown field {key!r} for mitigation {name!r}; valid fields: {valid}")
+    return cls(**{key: _coerce(name, known[key], value) for key, value in args.items()})
+
+
+def _coerce(mitigation: str, spec: dataclasses.Field, value: Any) -> Any:
+    """Turn a command-line string into the field's type (`--set weight_decay=1e-3`)."""
+    type_name = getattr(spec.type, "__name__", spec.type)  # a string under `from __future__ import annotations`
+    kind = {"float": float, "int": int, "bool": bool}.get(type_name, str)
+    if not isinstance(value, str) or kind is str:
+        return value
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"mitigation {mitigation!r}: field {spec.name!r} takes a {kind.__name__}, got {value!r}") from None
+
+
+def require(condition: bool, mitigation: str, field_name: str, valid: str, value: Any) -> None:
+    """Raise `ConfigError` naming the field and its valid range unless `condition` holds."""
+    if not condition:
+        raise ConfigError(f"mitigation {mitigation!r}: {field_name} must be {valid}, got {value!r}")

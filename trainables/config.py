@@ -1,0 +1,126 @@
+"""`TrialConfig`: everything that determines one trial. Its fields are the config columns of every record."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from lopmodels import MODELS, build_mitigation
+from lopmodels.registry import ConfigError, check_choice
+from trainables.streams import STREAMS, StreamSpec
+
+MODEL_HIDDEN = {"mlp": 25, "lstm": 25, "gru": 64}  # the paper's widths
+TOKENIZERS = ("bpe", "char")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+IMAGE_ROWS = 28
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything that determines one trial. `None` means the paper's default for the stream or model."""
+
+    model: str = "mlp"  # key in MODELS: mlp, lstm, gru
+    stream: str = "mnist-reshuffle"  # key in STREAMS
+    mitigation: str = "none"  # key in MITIGATIONS
+    mitigation_args: Mapping[str, Any] = field(default_factory=dict)  # the mitigation's fields (`--set`)
+    tasks: int | None = None  # None: the stream's default (50 MNIST, 100 languages)
+    epochs_per_task: int | None = None  # None: 30
+    seed: int = 0  # model initialisation, batch order and mitigation randomness
+    stream_seed: int = 0  # task order: shared by every arm of a replicate, so comparisons are paired
+    hidden: int | None = None  # units per hidden layer (None: mlp 25, lstm 25, gru 64)
+    embed: int | None = None  # token embedding size (None: equal to hidden; language streams only)
+    hidden_layers: int = 2  # MLP depth
+    seq_len: int | None = None  # tokens kept per sentence (None: 50); images are always 28 rows
+    tokenizer: str = "bpe"  # "bpe" (subword, trained on the training split) or "char"
+    vocab_size: int = 8192  # BPE vocabulary size
+    languages: tuple[str, ...] | None = None  # language streams: ISO 639-3 codes (None: the paper's set)
+    batch_size: int | None = None  # None: the stream's default (6000 MNIST, 512 / 128 languages)
+    lr: float | None = None  # Adam's learning rate (None: 0.01, lang-binary 0.1)
+    train_limit: int | None = None  # a fixed, class-balanced subset of the training split (quick runs)
+    test_limit: int | None = None  # likewise for the test split
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
+
+    def __post_init__(self) -> None:
+        check_choice("model", self.model, MODELS.names())
+        check_choice("stream", self.stream, STREAMS.names())
+        check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        if not DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"unknown device {self.device!r}; choose one of: auto, cpu, cuda, cuda:N")
+        object.__setattr__(self, "mitigation_args", dict(self.mitigation_args))
+        build_mitigation(self.mitigation, self.mitigation_args)  # unknown fields and bad values fail here
+        for name in ("tasks", "epochs_per_task", "hidden", "embed", "hidden_layers", "seq_len",
+                     "vocab_size", "batch_size", "train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
+        for name in ("seed", "stream_seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        spec = self.stream_spec
+        if self.model == "mlp" and spec.is_language:
+            raise ConfigError(f"model 'mlp' cannot read stream {self.stream!r} (images only); "
+                              "use --model gru or --model lstm")
+        if not spec.is_language:
+            for name in ("embed", "languages"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{name} applies to language streams only, not {self.stream!r}")
+            if self.seq_len not in (None, IMAGE_ROWS):
+                raise ConfigError(f"seq_len applies to language streams only (an image is {IMAGE_ROWS} rows)")
+        if self.languages is not None:
+            object.__setattr__(self, "languages", tuple(self.languages))
+            if len(set(self.languages)) < 2 or len(set(self.languages)) != len(self.languages):
+                raise ConfigError(f"languages must be at least two distinct codes, got {list(self.languages)}")
+        classes = self.languages or spec.classes
+        if self.train_limit is not None and self.train_limit < len(classes):
+            raise ConfigError(f"train_limit must be at least the number of classes ({len(classes)}), "
+                              f"got {self.train_limit}")
+        if self.test_limit is not None and self.test_limit < len(classes):
+            raise ConfigError(f"test_limit must be at least the number of classes ({len(classes)}), "
+                              f"got {self.test_limit}")
+
+    @property
+    def stream_spec(self) -> StreamSpec:
+        return STREAMS[self.stream]
+
+    def resolved(self) -> "TrialConfig":
+        """This config with every `None` replaced by the paper's default for its stream and model."""
+        spec = self.stream_spec
+        hidden = self.hidden or MODEL_HIDDEN[self.model]
+        return dataclasses.replace(
+            self,
+            tasks=self.tasks or spec.tasks,
+            epochs_per_task=self.epochs_per_task or spec.epochs_per_task,
+            hidden=hidden,
+            embed=(self.embed or hidden) if spec.is_language else None,
+            seq_len=self.seq_len or spec.seq_len,
+            languages=(self.languages or spec.classes) if spec.is_language else None,
+            batch_size=self.batch_size or spec.batch_size,
+            lr=self.lr or spec.lr,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (a Tune config, a checkpoint, a record)."""
+        out = dataclasses.asdict(self)
+        out["mitigation_args"] = dict(self.mitigation_args)
+        out["languages"] = list(self.languages) if self.languages is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrialConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def columns(self) -> dict[str, Any]:
+        """The config columns of a record: fields, with the mitigation's (defaults included) as `mitigation.<field>`."""
+        out = self.to_dict()
+        del out["mitigation_args"]
+        out["languages"] = ",".join(self.languages) if self.languages is not None else None
+        for name, value in build_mitigation(self.mitigation, self.mitigation_args).fields().items():
+            out[f"mitigation.{name}"] = value
+        return out

@@ -1,0 +1,217 @@
+"""The training loop: a stream of tasks, one model never re-initialised. Pure: no Ray, no files.
+
+`run_stream` yields one `EpochRecord` per epoch together with the trial's `TrialState`; at a task's
+last epoch that state is everything that decides the future, so saving it there and resuming with
+`TrialState.from_state_dict` gives the same numbers (bit for bit on the CPU) as never stopping.
+Data stays on the device, batches index a per-epoch permutation, and the host syncs once per epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from lopmodels import HookContext, LopModel, Mitigation, ModelSpec, build_mitigation, build_model
+from lopmodels.optim import Adam
+from trainables.config import TrialConfig
+from trainables.data import Dataset
+from trainables.stream_data import DeviceSplit, StreamData, build_stream_data
+
+EVAL_BATCH = 8192  # test samples per forward pass: large, as no gradients are kept
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """An independent 63-bit seed for one use of a trial's seed (init, batches, mitigation noise)."""
+    digest = hashlib.sha256(f"{seed}/{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when this process sees a GPU (Ray hides GPUs a trial was not given), else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but no CUDA device is visible; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch produced: the per-epoch columns of a record (ARCHITECTURE.md, "Records")."""
+
+    task: int
+    epoch: int
+    task_classes: tuple[str, ...]  # element i is the original class labelled i in this task
+    train_loss: float
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+    diverged: bool
+    last_epoch_of_task: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "epoch": self.epoch, "task_classes": list(self.task_classes),
+            "train_loss": self.train_loss, "train_accuracy": self.train_accuracy,
+            "test_accuracy": self.test_accuracy, "seconds": self.seconds, "diverged": self.diverged,
+        }
+
+
+@dataclass
+class TrialState:
+    """Everything that decides a trial's future at a task boundary."""
+
+    config: TrialConfig  # resolved
+    net: LopModel
+    optimizer: Adam
+    mitigation: Mitigation
+    batch_generator: torch.Generator  # CPU: batch permutations
+    generator: torch.Generator  # on the device: mitigation randomness
+    next_task: int = 0
+    step: int = 0
+
+    def context(self, task: int) -> HookContext:
+        return HookContext(self.net, self.optimizer, self.generator, task=task, step=self.step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "mitigation": self.mitigation.state_dict(),
+            "batch_generator": self.batch_generator.get_state(),
+            "generator": self.generator.get_state(),
+            "next_task": self.next_task,
+            "step": self.step,
+        }
+
+    @classmethod
+    def fresh(cls, cfg: TrialConfig, spec: ModelSpec, device: torch.device) -> "TrialState":
+        """A new trial, before its first task."""
+        state = cls._build(cfg, spec, device)
+        state.mitigation.on_train_start(state.context(task=0))
+        return state
+
+    @classmethod
+    def _build(cls, cfg: TrialConfig, spec: ModelSpec, device: torch.device) -> "TrialState":
+        """The model initialised from the trial's seed (on the CPU, so every device starts alike)."""
+        init_generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "init"))
+        net = build_model(cfg.model, spec, init_generator).to(device)
+        mitigation = build_mitigation(cfg.mitigation, cfg.mitigation_args)
+        optimizer = Adam(net.parameters(), lr=cfg.lr, **mitigation.optimizer_options())
+        return cls(
+            cfg, net, optimizer, mitigation,
+            torch.Generator().manual_seed(derive_seed(cfg.seed, "batches")),
+            torch.Generator(device).manual_seed(derive_seed(cfg.seed, "mitigation")),
+        )
+
+    @classmethod
+    def from_state_dict(cls, values: dict[str, Any], spec: ModelSpec, device: torch.device) -> "TrialState":
+        """The trial as it was when `state_dict()` was taken."""
+        cfg = TrialConfig.from_dict(values["config"])
+        state = cls._build(cfg, spec, device)
+        state.net.load_state_dict(values["net"])
+        state.optimizer.load_state_dict(values["optimizer"])
+        state.mitigation.load_state_dict(values["mitigation"])
+        state.batch_generator.set_state(values["batch_generator"])
+        state.generator.set_state(values["generator"])
+        state.next_task, state.step = values["next_task"], values["step"]
+        return state
+
+
+def model_spec(cfg: TrialConfig, data: Dataset, num_classes: int) -> ModelSpec:
+    return ModelSpec(
+        input_kind=data.kind, num_classes=num_classes, hidden=cfg.hidden, embed=cfg.embed,
+        vocab_size=data.vocab_size, hidden_layers=cfg.hidden_layers,
+    )
+
+
+def task_size(cfg: TrialConfig, data: StreamData) -> int:
+    """Outputs of the head: every class for reshuffle streams, two for binary ones."""
+    return len(cfg.stream_spec.draw_task(len(data.classes), cfg.stream_seed, 0))
+
+
+def run_stream(cfg: TrialConfig, data: Dataset, state: TrialState | None = None,
+               device: torch.device | None = None) -> Iterator[tuple[EpochRecord, TrialState]]:
+    """Train on the stream's tasks from `state.next_task` (a fresh trial when `state` is None)."""
+    cfg = cfg.resolved()
+    device = device or resolve_device(cfg.device)
+    stream = build_stream_data(cfg, data, device)
+    spec = model_spec(cfg, data, task_size(cfg, stream))
+    state = state or TrialState.fresh(cfg, spec, device)
+    for task in range(state.next_task, cfg.tasks):
+        classes = cfg.stream_spec.draw_task(len(stream.classes), cfg.stream_seed, task)
+        train = stream.train.relabel(classes, len(stream.classes))
+        test = stream.test.relabel(classes, len(stream.classes))
+        names = tuple(stream.classes[c] for c in classes)
+        state.mitigation.on_task_start(state.context(task))
+        for epoch in range(cfg.epochs_per_task):
+            started = time.perf_counter()
+            loss_sum, correct = train_epoch(state, train, task)
+            test_correct = evaluate(state.net, test)
+            loss_total, train_correct, test_hits = torch.stack(
+                [loss_sum, correct.to(loss_sum.dtype), test_correct.to(loss_sum.dtype)]).tolist()  # the one host sync
+            diverged = not math.isfinite(loss_total)
+            last = epoch == cfg.epochs_per_task - 1 or diverged
+            if last and not diverged:
+                state.mitigation.on_task_end(state.context(task))
+                state.next_task = task + 1
+            record = EpochRecord(
+                task=task, epoch=epoch, task_classes=names,
+                train_loss=loss_total / len(train), train_accuracy=train_correct / len(train),
+                test_accuracy=test_hits / len(test), seconds=time.perf_counter() - started,
+                diverged=diverged, last_epoch_of_task=last,
+            )
+            yield record, state
+            if diverged:
+                return
+
+
+def train_epoch(state: TrialState, train: DeviceSplit, task: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over `train` in a fresh random order; returns (summed loss, correct count) on the device."""
+    cfg, net, mitigation = state.config, state.net, state.mitigation
+    net.train()
+    order = torch.randperm(len(train), generator=state.batch_generator)
+    device = train.inputs.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for start in range(0, len(train), cfg.batch_size):
+        index_cpu = order[start : start + cfg.batch_size]
+        index = index_cpu.to(device, non_blocking=True)
+        inputs, labels = train.inputs[index], train.labels[index]
+        lengths = None if train.lengths_cpu is None else train.lengths_cpu[index_cpu]
+        ctx = state.context(task)
+        if mitigation.needs_activations:
+            forward = net.forward_units(inputs, lengths)
+            logits, ctx.activations, ctx.features = forward.logits, forward.activations, forward.features
+        else:
+            logits = net(inputs, lengths)
+        loss = F.cross_entropy(logits, labels)
+        penalty = mitigation.penalty(ctx)
+        state.optimizer.zero_grad(set_to_none=True)
+        (loss if penalty is None else loss + penalty).backward()
+        state.optimizer.step()
+        state.step += 1
+        ctx.step = state.step
+        mitigation.after_step(ctx)
+        loss_sum += loss.detach() * len(index_cpu)
+        correct += (logits.detach().argmax(dim=1) == labels).sum()
+    return loss_sum, correct
+
+
+@torch.no_grad()
+def evaluate(net: LopModel, split: DeviceSplit) -> torch.Tensor:
+    """Correct predictions on `split`, as a device tensor."""
+    net.eval()
+    correct = torch.zeros((), device=split.inputs.device, dtype=torch.long)
+    for start in range(0, len(split), EVAL_BATCH):
+        stop = start + EVAL_BATCH
+        lengths = None if split.lengths_cpu is None else split.lengths_cpu[start:stop]
+        logits = net(split.inputs[start:stop], lengths)
+        correct += (logits.argmax(dim=1) == split.labels[start:stop]).sum()
+    return correct
