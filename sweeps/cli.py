@@ -1,0 +1,139 @@
+"""The `lop` command: prepare data, run one trial (and, with the sweep commands, whole sweeps).
+
+Bad input is a one-line error naming the problem and the fix, exit code 2, nothing written.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from lopmodels.registry import ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> None:
+    click.echo(f"lop: error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Turn the errors a user can fix into one line and exit code 2."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from trainables.data import DataUnavailable
+        try:
+            return command(*args, **kwargs)
+        except (ConfigError, DataUnavailable) as error:
+            fail(str(error))
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Loss of plasticity in recurrent models: data, trials, sweeps, results, reports."""
+
+
+@main.group()
+def data() -> None:
+    """Fetch or locate the datasets and cache them."""
+
+
+@data.command("prepare")
+@click.argument("which", type=click.Choice(["mnist", "languages", "all"]), default="all")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache folder (default: $LOP_DATA_DIR, else a per-user cache).")
+@click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes (default: the paper's 20).")
+@click.option("--tokenizer", type=click.Choice(["bpe", "char"]), default="bpe", show_default=True)
+@click.option("--vocab-size", type=click.IntRange(min=16), default=8192, show_default=True)
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Your own corpus: TSV/CSV/parquet with columns `language` and `text`.")
+@friendly_errors
+def data_prepare(which: str, data_dir: Path | None, languages: str | None, tokenizer: str,
+                 vocab_size: int, corpus: Path | None) -> None:
+    """Fetch or locate MNIST and/or the language corpus, cache them, print sources and counts."""
+    from trainables.data import prepare
+    names = ["mnist", "languages"] if which == "all" else [which]
+    codes = [c.strip() for c in languages.split(",") if c.strip()] if languages else None
+    for name in names:
+        if name == "languages":
+            prepare(name, data_dir=data_dir, languages=codes, tokenizer=tokenizer, vocab_size=vocab_size,
+                    corpus=corpus, echo=click.echo)
+        else:
+            prepare(name, data_dir=data_dir, echo=click.echo)
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """`--set field=value` pairs, for the chosen mitigation's fields."""
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes field=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@main.command("trial")
+@click.option("--model", default="mlp", show_default=True, help="mlp, lstm or gru.")
+@click.option("--stream", default="mnist-reshuffle", show_default=True,
+              help="mnist-reshuffle, mnist-binary, lang-reshuffle or lang-binary.")
+@click.option("--mitigation", default="none", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A field of the chosen mitigation.")
+@click.option("--tasks", type=int, default=None, help="Default: the stream's (50 MNIST, 100 languages).")
+@click.option("--epochs", type=int, default=None, help="Epochs per task (default 30).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Model initialisation and batch order.")
+@click.option("--stream-seed", type=int, default=0, show_default=True, help="Task order.")
+@click.option("--hidden", type=int, default=None, help="Units per hidden layer (mlp 25, lstm 25, gru 64).")
+@click.option("--embed", type=int, default=None, help="Token embedding size (default: = hidden).")
+@click.option("--seq-len", type=int, default=None, help="Tokens per sentence (language streams; default 50).")
+@click.option("--tokenizer", default="bpe", show_default=True, help="bpe or char.")
+@click.option("--vocab-size", type=int, default=8192, show_default=True)
+@click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes for language streams.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--train-limit", type=int, default=None, help="A fixed class-balanced training subset.")
+@click.option("--test-limit", type=int, default=None, help="A fixed class-balanced test subset.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Parquet file for the per-epoch records.")
+@friendly_errors
+def trial(model: str, stream: str, mitigation: str, sets: tuple[str, ...], tasks: int | None,
+          epochs: int | None, seed: int, stream_seed: int, hidden: int | None, embed: int | None,
+          seq_len: int | None, tokenizer: str, vocab_size: int, languages: str | None,
+          batch_size: int | None, lr: float | None, train_limit: int | None, test_limit: int | None,
+          device: str, threads: int | None, data_dir: Path | None, out: Path) -> None:
+    """Run one trial in this process (no Ray) and write its per-epoch records to --out."""
+    from trainables.config import TrialConfig
+    from trainables.loop import resolve_device
+    from trainables.run_trial import run_trial
+    cfg = TrialConfig(
+        model=model, stream=stream, mitigation=mitigation, mitigation_args=parse_sets(sets), tasks=tasks,
+        epochs_per_task=epochs, seed=seed, stream_seed=stream_seed, hidden=hidden, embed=embed,
+        seq_len=seq_len, tokenizer=tokenizer, vocab_size=vocab_size,
+        languages=tuple(c.strip() for c in languages.split(",")) if languages else None,
+        batch_size=batch_size, lr=lr, train_limit=train_limit, test_limit=test_limit, device=device,
+    )
+    if not out.parent.exists() or not os.access(out.parent, os.W_OK):
+        raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist or is not writable")
+    if out.suffix != ".parquet":
+        raise ConfigError(f"--out must name a .parquet file, got {out}")
+    try:
+        resolve_device(cfg.device)
+    except RuntimeError as error:
+        raise ConfigError(str(error)) from None
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    run_trial(cfg, out, data_dir=data_dir, echo=lambda line: click.echo(line, err=True))
+
+
+if __name__ == "__main__":
+    main()

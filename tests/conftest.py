@@ -1,0 +1,29 @@
+"""Shared fixtures: the real datasets, prepared once per test session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A prepared data cache: $LOP_DATA_DIR when set (CI prepares it once), else a fresh temporary one."""
+    from trainables import data
+    path = Path(os.environ["LOP_DATA_DIR"]) if os.environ.get("LOP_DATA_DIR") else tmp_path_factory.mktemp("data")
+    for name in ("mnist", "languages"):
+        data.load(name, data_dir=path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    from trainables import data
+    return data.load("mnist", data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def languages(data_dir):
+    from trainables import data
+    return data.load("languages", data_dir=data_dir)
