@@ -136,14 +136,14 @@ def task_size(cfg: TrialConfig, data: StreamData) -> int:
     return len(cfg.stream_spec.draw_task(len(data.classes), cfg.stream_seed, 0))
 
 
-def run_stream(cfg: TrialConfig, data: Dataset, state: TrialState | None = None,
+def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = None,
                device: torch.device | None = None) -> Iterator[tuple[EpochRecord, TrialState]]:
-    """Train on the stream's tasks from `state.next_task` (a fresh trial when `state` is None)."""
+    """Train on the stream's tasks: from the first, or from where `saved` (a `TrialState.state_dict()`) stopped."""
     cfg = cfg.resolved()
     device = device or resolve_device(cfg.device)
     stream = build_stream_data(cfg, data, device)
     spec = model_spec(cfg, data, task_size(cfg, stream))
-    state = state or TrialState.fresh(cfg, spec, device)
+    state = TrialState.fresh(cfg, spec, device) if saved is None else TrialState.from_state_dict(saved, spec, device)
     for task in range(state.next_task, cfg.tasks):
         classes = cfg.stream_spec.draw_task(len(stream.classes), cfg.stream_seed, task)
         train = stream.train.relabel(classes, len(stream.classes))
