@@ -135,5 +135,98 @@ def trial(model: str, stream: str, mitigation: str, sets: tuple[str, ...], tasks
     run_trial(cfg, out, data_dir=data_dir, echo=lambda line: click.echo(line, err=True))
 
 
+@main.group()
+def sweep() -> None:
+    """Run, resume and inspect sweeps (one Ray Tune experiment each)."""
+
+
+@sweep.command("list")
+def sweep_list() -> None:
+    """Every sweep with its title, arms, and trial count and rough CPU cost per scale."""
+    from sweeps.base import SCALES, DEFAULT_SEEDS, estimated_cpu_seconds
+    from sweeps.registry import SWEEPS
+    for name, entry in SWEEPS.items():
+        click.echo(f"{name:<8} {entry.title}")
+        click.echo(f"         arms: {', '.join(entry.arms)}")
+        for scale in SCALES:
+            trials = entry.trials(scale, DEFAULT_SEEDS)
+            hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
+            click.echo(f"         {scale:<6} {len(trials):>3} trials ({DEFAULT_SEEDS} seeds), ~{hours:.2f} CPU-hours")
+
+
+@sweep.command("run")
+@click.argument("name")
+@click.option("--scale", default="paper", show_default=True, help="paper, small or smoke.")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Replicates; replicate k uses seed = stream seed = k.")
+@click.option("--seed-start", type=int, default=0, show_default=True)
+@click.option("--arms", default=None, help="Comma-separated subset of the sweep's arms.")
+@click.option("--storage", type=click.Path(file_okay=False, path_type=Path), default=Path("lop-results"),
+              show_default=True, help="Folder that holds sweeps.")
+@click.option("--name", "experiment", default=None, help="Experiment name (default: the sweep's name).")
+@click.option("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@click.option("--max-concurrent", type=int, default=None)
+@click.option("--max-failures", type=int, default=2, show_default=True,
+              help="Retries of a failed trial, from its last checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the trials; run nothing, write nothing.")
+@friendly_errors
+def sweep_run(name: str, scale: str, seeds: int, seed_start: int, arms: str | None, storage: Path,
+              experiment: str | None, address: str | None, cpus_per_trial: float, gpus_per_trial: float,
+              max_concurrent: int | None, max_failures: int, dry_run: bool) -> None:
+    """Run every trial of sweep NAME as one Tune experiment at STORAGE/NAME."""
+    from sweeps.launch import Resources, run_sweep
+    from sweeps.registry import SWEEPS
+    resources = Resources(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
+    sys.exit(run_sweep(SWEEPS[name], scale=scale, seeds=seeds, seed_start=seed_start, arms=arm_list,
+                       storage=storage, name=experiment, address=address, resources=resources,
+                       dry_run=dry_run))
+
+
+@sweep.command("resume")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
+@click.option("--max-concurrent", type=int, default=None)
+@friendly_errors
+def sweep_resume(path: Path, address: str | None, max_concurrent: int | None) -> None:
+    """Finish an interrupted sweep: finished trials stay, interrupted ones continue from their last task."""
+    from sweeps.launch import resume_sweep
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be at least 1, got {max_concurrent}")
+    sys.exit(resume_sweep(path, address=address, max_concurrent=max_concurrent))
+
+
+@sweep.command("status")
+@click.argument("path", type=click.Path(path_type=Path))
+@friendly_errors
+def sweep_status(path: Path) -> None:
+    """Counts by state, each trial's last task and accuracy, and errors with their first line."""
+    from sweeps.status import sweep_status as status
+    click.echo(status(path))
+
+
+@main.group()
+def results() -> None:
+    """Results as a dataframe."""
+
+
+@results.command("export")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@friendly_errors
+def results_export(path: Path, out: Path) -> None:
+    """Every trial's full per-epoch history as one tidy parquet file (one row per trial x task x epoch)."""
+    from analysis.load import load_results
+    from trainables.run_trial import write_parquet
+    if out.suffix != ".parquet":
+        raise ConfigError(f"--out must name a .parquet file, got {out}")
+    if not out.parent.exists():
+        raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist")
+    frame = load_results(path)
+    write_parquet(frame, out)
+    click.echo(f"wrote {len(frame)} rows ({frame['trial_id'].nunique()} trials) to {out}", err=True)
+
+
 if __name__ == "__main__":
     main()

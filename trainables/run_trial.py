@@ -15,10 +15,10 @@ from trainables.loop import resolve_device, run_stream
 from trainables.records import provenance, record_row
 
 
-def write_parquet(rows: list[dict], out: Path) -> None:
+def write_parquet(frame: pd.DataFrame, out: Path) -> None:
     """Write atomically, so an interrupted run leaves the previous complete file, never half of one."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
+    frame.to_parquet(tmp, index=False)
     os.replace(tmp, out)
 
 
@@ -39,7 +39,7 @@ def run_trial(cfg: TrialConfig, out: Path, *, data_dir: Path | None = None,
         rows.append(record_row(resolved, record, sweep="trial", arm=resolved.mitigation, trial_id=trial_id,
                                data=data, extra=extra))
         if record.last_epoch_of_task:
-            write_parquet(rows, out)
+            write_parquet(pd.DataFrame(rows), out)
             task_seconds = sum(r["seconds"] for r in rows if r["task"] == record.task)
             status = "  DIVERGED (non-finite loss): trial stopped" if record.diverged else ""
             echo(f"task {record.task + 1:>3}/{resolved.tasks}  classes {','.join(record.task_classes):<40} "

@@ -29,8 +29,9 @@ def trial_threads() -> int:
 
 
 def lop_trial(config: dict[str, Any]) -> None:
-    """Run one trial of a sweep: `config` holds `sweep`, `arm` and `trial` (a `TrialConfig.to_dict()`)."""
-    cfg = TrialConfig.from_dict(config["trial"]).resolved()
+    """Run one trial of a sweep: `config` holds `sweep` and `run` (`arm`, `replicate`, `trial`: a `TrialConfig.to_dict()`)."""
+    run = config["run"]
+    cfg = TrialConfig.from_dict(run["trial"]).resolved()
     torch.set_num_threads(trial_threads())
     device = resolve_device(cfg.device)
     data = datasets.load(cfg.stream_spec.dataset, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size)
@@ -42,7 +43,7 @@ def lop_trial(config: dict[str, Any]) -> None:
     trial_id = tune.get_context().get_trial_id()
     extra = provenance(data, device)
     for record, state in run_stream(cfg, data, saved, device):
-        row = record_row(cfg, record, sweep=config["sweep"], arm=config["arm"], trial_id=trial_id,
+        row = record_row(cfg, record, sweep=config["sweep"], arm=run["arm"], trial_id=trial_id,
                          data=data, extra=extra)
         if not record.last_epoch_of_task:
             tune.report(row)

@@ -1,0 +1,66 @@
+"""Read a sweep's Tune experiment into one tidy DataFrame: one row per trial x task x epoch.
+
+The only module that reads Tune's files. It reads each trial's `result.json` (every epoch, not the
+last row that `ResultGrid.get_dataframe()` keeps) with plain json and pandas, never modifies the sweep,
+and works on finished, running and interrupted sweeps. A resumed trial re-reports the epochs after its
+last checkpoint; the latest attempt of each (trial, task, epoch) is kept. A half-written last line is skipped.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from lopmodels.registry import ConfigError
+
+RESULT_FILE = "result.json"
+TUNE_COLUMNS_KEPT = ("node_ip", "pid")
+# what Tune adds to every reported row, besides the two columns kept
+TUNE_COLUMNS_DROPPED = frozenset({
+    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "date", "time_this_iter_s",
+    "time_total_s", "hostname", "time_since_restore", "iterations_since_restore", "config",
+    "should_checkpoint", "experiment_tag", "timesteps_total", "episodes_total", "timesteps_since_restore",
+})
+
+
+def trial_folders(sweep: Path) -> list[Path]:
+    return sorted(p.parent for p in sweep.glob(f"*/{RESULT_FILE}"))
+
+
+def read_rows(result_file: Path) -> Iterator[dict]:
+    """The JSON lines of one trial's results; a line cut short by a crash or a live writer is skipped."""
+    with open(result_file, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "task" in row and "epoch" in row:
+                yield row
+
+
+def latest_attempts(rows: Iterator[dict]) -> list[dict]:
+    """Keep the last reported row of each (task, epoch): a resumed trial's second attempt wins."""
+    kept: dict[tuple[int, int], dict] = {}
+    for row in rows:
+        kept[(row["task"], row["epoch"])] = row
+    return [kept[key] for key in sorted(kept)]
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Every trial's full per-epoch history under sweep folder `path`, tidy."""
+    sweep = Path(path)
+    if not sweep.is_dir():
+        raise ConfigError(f"no sweep at {sweep}: not a folder; give the folder `lop sweep run` printed")
+    folders = trial_folders(sweep)
+    if not folders and not (sweep / "lop-sweep.json").is_file():
+        raise ConfigError(f"no sweep at {sweep}: no trial results and no lop-sweep.json")
+    rows = [row for folder in folders for row in latest_attempts(read_rows(folder / RESULT_FILE))]
+    if not rows:
+        raise ConfigError(f"sweep {sweep} has no finished epoch yet; try again once trials have reported")
+    frame = pd.DataFrame(rows)
+    frame = frame.drop(columns=[c for c in frame.columns if c in TUNE_COLUMNS_DROPPED])
+    ordered = [c for c in frame.columns if c not in TUNE_COLUMNS_KEPT] + [c for c in TUNE_COLUMNS_KEPT if c in frame]
+    return frame[ordered].sort_values(["sweep", "arm", "seed", "trial_id", "task", "epoch"]).reset_index(drop=True)

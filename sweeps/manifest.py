@@ -1,0 +1,86 @@
+"""A sweep's folder: its manifest (what was asked for) and the lock that keeps a second driver off it."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from lopmodels.registry import ConfigError
+
+MANIFEST = "lop-sweep.json"
+LOCK = "lop-driver.lock"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What `lop sweep run` was asked for; `status`, `resume` and `report` read it."""
+
+    sweep: str
+    title: str
+    scale: str
+    arms: list[str]
+    seeds: int
+    seed_start: int
+    trials: int
+    tasks: int  # tasks summed over all trials: the denominator of the progress line
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None
+    max_failures: int
+    code_version: str
+    data_hash: dict[str, str]
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, folder / MANIFEST)
+
+    @classmethod
+    def read(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST
+        if not path.is_file():
+            raise ConfigError(f"{folder} is not a sweep (no {MANIFEST}); give the folder that `lop sweep run` "
+                              "printed, e.g. lop-results/fig1")
+        return cls(**json.loads(path.read_text()))
+
+
+def is_sweep(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file()
+
+
+class DriverLock:
+    """An exclusive `flock` on the sweep folder, held while a driver runs it (released by the OS if it dies)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> "DriverLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(f"sweep {self.path.parent} is being run by another driver ({holder}); "
+                              "wait for it to finish or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._file = handle
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()

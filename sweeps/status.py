@@ -1,0 +1,78 @@
+"""`lop sweep status`: what a sweep's trials are doing, read from its files (no Ray, no running driver needed)."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from analysis.load import RESULT_FILE, latest_attempts, read_rows
+from sweeps.manifest import LOCK, Manifest
+
+
+def tune_states(folder: Path) -> dict[str, str]:
+    """trial id -> Tune's status in the newest experiment snapshot (RUNNING means interrupted if no driver)."""
+    snapshots = sorted(folder.glob("experiment_state-*.json"))
+    if not snapshots:
+        return {}
+    try:
+        snapshot = json.loads(snapshots[-1].read_text())
+    except json.JSONDecodeError:  # being rewritten right now: fall back to the one before, if any
+        snapshot = json.loads(snapshots[-2].read_text()) if len(snapshots) > 1 else {"trial_data": []}
+    states = {}
+    for trial_json, _ in snapshot.get("trial_data", []):
+        trial = json.loads(trial_json)
+        states[trial["trial_id"]] = trial["status"]
+    return states
+
+
+def driver_running(folder: Path) -> bool:
+    import fcntl
+    lock = folder / LOCK
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def sweep_status(path: Path) -> str:
+    """A text report: counts by state, per-trial last task and accuracy, errors with their first line."""
+    folder = path.resolve()
+    manifest = Manifest.read(folder)
+    states = tune_states(folder)
+    live = driver_running(folder)
+    lines, counts = [], Counter()
+    trial_dirs = {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
+    for trial_id in sorted(set(states) | set(trial_dirs)):
+        state = states.get(trial_id, "PENDING")
+        trial_dir = trial_dirs.get(trial_id)
+        rows = latest_attempts(read_rows(trial_dir / RESULT_FILE)) if trial_dir and (trial_dir / RESULT_FILE).exists() else []
+        if rows and rows[-1].get("diverged"):
+            state = "DIVERGED"
+        elif state == "RUNNING" and not live:
+            state = "INTERRUPTED"
+        counts[state] += 1
+        name = trial_dir.name if trial_dir else trial_id
+        if rows:
+            last = rows[-1]
+            detail = f"task {last['task'] + 1}/{last['tasks']} epoch {last['epoch'] + 1}  test acc {last['test_accuracy']:.3f}"
+        else:
+            detail = "no results yet"
+        error_file = trial_dir / "error.txt" if trial_dir else None
+        if error_file is not None and error_file.exists() and state == "ERROR":
+            first = next((l for l in error_file.read_text().splitlines() if l.strip()), "")
+            detail += f"  error: {first.strip()[:160]}"
+        lines.append(f"  {name:<36} {state:<11} {detail}")
+    pending = manifest.trials - sum(counts.values())
+    if pending > 0:
+        counts["PENDING"] += pending
+    summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    head = [f"sweep {manifest.sweep} ({manifest.title}), scale {manifest.scale}, {manifest.trials} trials at {folder}",
+            f"driver: {'running' if live else 'not running'}; {summary}"]
+    if counts["INTERRUPTED"] or counts["ERROR"] or (pending and not live):
+        head.append(f"finish it with: lop sweep resume {folder}")
+    return "\n".join(head + lines)
