@@ -1,0 +1,64 @@
+"""`lop trial` and `lop data prepare` as a user runs them: records on disk, and exit 2 with one line on bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+LOP = [sys.executable, "-m", "sweeps.cli"]
+
+
+def lop(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def env(data_dir, monkeypatch):
+    import os
+    return {**os.environ, "LOP_DATA_DIR": str(data_dir)}
+
+
+def test_trial_writes_every_epoch(tmp_path, env):
+    out = tmp_path / "trial.parquet"
+    run = lop("trial", "--model", "gru", "--stream", "lang-binary", "--tasks", "3", "--epochs", "2",
+              "--train-limit", "200", "--test-limit", "100", "--seq-len", "20", "--hidden", "8",
+              "--device", "cpu", "--out", str(out), env=env)
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_parquet(out)
+    assert len(frame) == 3 * 2
+    assert list(frame["task"]) == [0, 0, 1, 1, 2, 2] and list(frame["epoch"]) == [0, 1] * 3
+    assert (frame["sweep"] == "trial").all() and (frame["arm"] == "none").all()
+    assert frame["tokenizer"].iloc[0].startswith("bpe") and frame["seq_len"].iloc[0] == 20
+    assert all(len(c) == 2 for c in frame["task_classes"])
+    assert run.stderr.count("task ") >= 3  # one progress line per task
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "mpl"], "unknown model 'mpl'; choose one of: gru, lstm, mlp"),
+    (["--stream", "cifar"], "unknown stream 'cifar'"),
+    (["--tokenizer", "bert"], "unknown tokenizer 'bert'"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--model", "mlp", "--stream", "lang-reshuffle"], "cannot read stream 'lang-reshuffle'"),
+    (["--tasks", "0"], "tasks must be a positive integer"),
+    (["--epochs", "-1"], "epochs_per_task must be a positive integer"),
+    (["--batch-size", "0"], "batch_size must be a positive integer"),
+    (["--lr", "0"], "lr must be positive"),
+    (["--train-limit", "5"], "train_limit must be at least the number of classes"),
+    (["--stream", "lang-binary", "--model", "gru", "--languages", "spa"], "at least two distinct"),
+    (["--mitigation", "magic"], "unknown mitigation 'magic'"),
+    (["--set", "x=1"], "unknown field 'x' for mitigation 'none'"),
+    (["--hidden", "0"], "hidden must be a positive integer"),
+])
+def test_bad_trial_input_exits_2_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "never.parquet"
+    run = lop("trial", *args, "--out", str(out))
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_out_folder_must_exist(tmp_path):
+    run = lop("trial", "--out", str(tmp_path / "missing" / "x.parquet"))
+    assert run.returncode == 2 and "does not exist" in run.stderr

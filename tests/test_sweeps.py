@@ -1,0 +1,160 @@
+"""Sweeps through real Ray: a smoke sweep end to end, a driver killed with kill -9 and resumed, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweeps.base import SCALES
+from sweeps.registry import SWEEPS
+from tests.processes import become_subreaper, kill_descendants
+
+LOP = [sys.executable, "-m", "sweeps.cli"]
+TIMING_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]
+
+RESUME_DRIVER = """
+import sys
+from pathlib import Path
+from sweeps.base import Sweep
+from sweeps.launch import Resources, run_sweep
+sweep = Sweep(name="resumable", title="resume test",
+              base={"model": "mlp", "stream": "mnist-reshuffle", "tasks": 6, "epochs_per_task": 3,
+                    "train_limit": 20000, "test_limit": 1000, "batch_size": 1000},
+              arms={"wide": {"hidden": 32}, "narrow": {"hidden": 8}})
+sys.exit(run_sweep(sweep, scale="paper", seeds=1, seed_start=0, arms=None, storage=Path(sys.argv[1]),
+                   name=None, address=None, resources=Resources(max_concurrent=2), dry_run=False))
+"""
+
+
+@pytest.fixture
+def ray_env(data_dir):
+    """Environment for a driver subprocess: its own short Ray temp dir; every process it leaves is killed."""
+    become_subreaper()
+    temp = Path(tempfile.mkdtemp(prefix="lopray", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(temp), "LOP_DATA_DIR": str(data_dir)}
+    env.pop("RAY_ADDRESS", None)
+    yield env
+    kill_descendants()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def lop(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_smoke_sweep_end_to_end(tmp_path, ray_env):
+    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--storage", str(tmp_path), env=ray_env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "4 trials" in run.stderr and "lop sweep status" in run.stderr
+    folder = tmp_path / "fig1"
+    out = tmp_path / "fig1.parquet"
+    export = lop("results", "export", str(folder), "--out", str(out), env=ray_env)
+    assert export.returncode == 0, export.stderr
+    frame = pd.read_parquet(out)
+    assert len(frame) == 4 * 2 * 1  # trials x tasks x epochs
+    assert set(frame["arm"]) == {"mlp", "lstm"} and set(frame["seed"]) == {0, 1}
+    assert (frame["seed"] == frame["stream_seed"]).all()
+    for column in ("sweep", "arm", "trial_id", "model", "stream", "mitigation", "seed", "stream_seed", "tasks",
+                   "epochs_per_task", "hidden", "task", "epoch", "task_classes", "train_loss", "train_accuracy",
+                   "test_accuracy", "seconds", "diverged", "code_version", "data_hash", "device", "threads",
+                   "node_ip", "pid"):
+        assert column in frame.columns, column
+    assert frame.groupby("trial_id").size().tolist() == [2] * 4
+    # paired arms: the same replicate sees the same tasks in every arm
+    classes = frame.groupby(["seed", "task"])["task_classes"].apply(lambda s: len({tuple(c) for c in s}))
+    assert (classes == 1).all()
+    assert (frame["threads"] == 1).all()
+    status = lop("sweep", "status", str(folder), env=ray_env)
+    assert status.returncode == 0 and "4 terminated" in status.stdout, status.stdout
+    again = lop("sweep", "run", "fig1", "--scale", "smoke", "--storage", str(tmp_path), env=ray_env)
+    assert again.returncode == 2 and "already exists" in again.stderr and "lop sweep resume" in again.stderr
+
+
+def wait_for_checkpointed_task(folder: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for result in folder.glob("*/result.json"):
+            lines = result.read_text().splitlines()
+            if any(json.loads(l)["task"] >= 1 and json.loads(l)["epoch"] == 2 for l in lines[:-1] if l.strip()):
+                return
+        time.sleep(0.2)
+    raise AssertionError("no trial finished a task in time")
+
+
+def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
+    script = tmp_path / "driver.py"
+    script.write_text(RESUME_DRIVER)
+    reference = subprocess.run([sys.executable, str(script), str(tmp_path / "straight")], env=ray_env,
+                               capture_output=True, text=True, timeout=400)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    kill_descendants()
+
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed")], env=ray_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "killed" / "resumable"
+    wait_for_checkpointed_task(folder)
+    second = lop("sweep", "resume", str(folder), env=ray_env)
+    assert second.returncode == 2 and "another driver" in second.stderr
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    kill_descendants()
+
+    status = lop("sweep", "status", str(folder), env=ray_env)
+    assert status.returncode == 0 and "lop sweep resume" in status.stdout, status.stdout
+    partial = lop("results", "export", str(folder), "--out", str(tmp_path / "partial.parquet"), env=ray_env)
+    assert partial.returncode == 0, partial.stderr
+    assert len(pd.read_parquet(tmp_path / "partial.parquet")) < 2 * 6 * 3
+
+    resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    keys = ["arm", "seed", "task", "epoch"]
+    frames = []
+    for name in ("straight", "killed"):
+        out = tmp_path / f"{name}.parquet"
+        assert lop("results", "export", str(tmp_path / name / "resumable"), "--out", str(out)).returncode == 0
+        frames.append(pd.read_parquet(out).drop(columns=TIMING_COLUMNS).sort_values(keys).reset_index(drop=True))
+    straight, killed = frames
+    assert len(straight) == 2 * 6 * 3
+    pd.testing.assert_frame_equal(killed, straight)
+
+
+@pytest.mark.parametrize("name", SWEEPS.names())
+def test_every_sweep_validates_at_every_scale(name):
+    for scale in SCALES:
+        trials = SWEEPS[name].trials(scale)
+        assert len(trials) == 5 * len(SWEEPS[name].arms)
+        assert {t.config.seed for t in trials} == set(range(5))
+
+
+def test_dry_run_lists_the_trials_and_writes_nothing(tmp_path):
+    run = lop("sweep", "run", "fig6", "--scale", "smoke", "--seeds", "2", "--arms", "len15-h32,len75-h128",
+              "--storage", str(tmp_path), "--dry-run")
+    assert run.returncode == 0, run.stderr
+    listed = [l for l in run.stderr.splitlines() if "replicate" in l]
+    assert len(listed) == 4 and sum("len75-h128" in l for l in listed) == 2
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["sweep", "run", "fig9"], "unknown sweep 'fig9'"),
+    (["sweep", "run", "fig1", "--scale", "huge"], "unknown scale 'huge'"),
+    (["sweep", "run", "fig1", "--arms", "gru"], "unknown arm of sweep 'fig1' 'gru'"),
+    (["sweep", "run", "fig1", "--seeds", "0"], "--seeds must be at least 1"),
+    (["sweep", "run", "fig1", "--storage", "/proc/nope"], "cannot write --storage"),
+    (["sweep", "status", "/tmp"], "is not a sweep"),
+    (["sweep", "resume", "/tmp"], "is not a sweep"),
+    (["results", "export", "/nonexistent", "--out", "/tmp/x.parquet"], "no sweep at"),
+])
+def test_bad_sweep_input_exits_2(args, message):
+    run = lop(*args)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
