@@ -86,18 +86,8 @@ def summarize(folder: Path, grid: tune.ResultGrid) -> int:
     return 0
 
 
-def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: list[str] | None,
-              storage: Path, name: str | None, address: str | None, resources: Resources,
-              dry_run: bool) -> int:
-    """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
-    trials = sweep.trials(scale, seeds, seed_start, arms)
-    folder = (storage / (name or sweep.name)).resolve()
-    echo(f"sweep {sweep.name} ({sweep.title}), scale {scale}: {describe(trials)}")
-    echo(f"  {sweep.notes.get(scale, '')}")
-    if dry_run:
-        for t in trials:
-            echo(f"  {t.arm:<16} replicate {t.replicate}  {t.config.model} on {t.config.stream}")
-        return 0
+def claim_folder(folder: Path, storage: Path) -> None:
+    """Create the sweep's folder; refuse one that holds a sweep already (never overwrite results)."""
     if is_sweep(folder) or (folder / "tuner.pkl").exists():
         raise ConfigError(f"a sweep already exists at {folder}; resume it with `lop sweep resume {folder}` "
                           "or choose another --name")
@@ -107,6 +97,22 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: li
         raise ConfigError(f"cannot write --storage {storage}: {error.strerror}; choose a writable folder") from None
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"cannot write --storage {storage}; choose a writable folder")
+
+
+def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: list[str] | None,
+              storage: Path, name: str | None, address: str | None, resources: Resources,
+              dry_run: bool) -> int:
+    """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
+    trials = sweep.trials(scale, seeds, seed_start, arms)
+    folder = (storage / (name or sweep.name)).resolve()
+    if not dry_run:
+        claim_folder(folder, storage)
+    echo(f"sweep {sweep.name} ({sweep.title}), scale {scale}: {describe(trials)}")
+    echo(f"  {sweep.notes.get(scale, '')}")
+    if dry_run:
+        for t in trials:
+            echo(f"  {t.arm:<16} replicate {t.replicate}  {t.config.model} on {t.config.stream}")
+        return 0
     with DriverLock(folder):
         manifest = Manifest(
             sweep=sweep.name, title=sweep.title, scale=scale, arms=sorted({t.arm for t in trials}),
