@@ -6,13 +6,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
-from ray import tune
+# Keeping few checkpoints forces an experiment snapshot after every few: the intended cost, not news.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
 
 from lopmodels.registry import ConfigError
 from sweeps.base import Sweep, Trial, estimated_cpu_seconds
 from sweeps.manifest import DriverLock, Manifest, is_sweep
 from sweeps.progress import Progress
+from sweeps.status import snapshot_trials
+from trainables.config import TrialConfig
 from trainables import data as datasets
 from trainables.records import code_version
 from trainables.trial import lop_trial
@@ -144,6 +148,16 @@ def trainable(resources: Resources):
     return tune.with_resources(lop_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
 
 
+def check_configs(folder: Path, manifest: Manifest) -> None:
+    """Every trial's config must still validate with this code, before anything is restarted."""
+    for trial in snapshot_trials(folder):
+        try:
+            TrialConfig.from_dict(trial["config"]["run"]["trial"])
+        except ConfigError as error:
+            raise ConfigError(f"trial {trial['trial_id']} of {folder} no longer validates ({error}); finish it "
+                              f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
+
+
 def resume_sweep(folder: Path, *, address: str | None, max_concurrent: int | None) -> int:
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
     folder = folder.resolve()
@@ -151,6 +165,7 @@ def resume_sweep(folder: Path, *, address: str | None, max_concurrent: int | Non
     if not (folder / "tuner.pkl").exists():
         raise ConfigError(f"{folder} has a manifest but Tune never started there; start it anew with "
                           f"`lop sweep run {manifest.sweep} --name {folder.name}` after removing the folder")
+    check_configs(folder, manifest)
     with DriverLock(folder):
         connect(address)
         resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,

@@ -9,20 +9,20 @@ from analysis.load import RESULT_FILE, latest_attempts, read_rows
 from sweeps.manifest import LOCK, Manifest
 
 
-def tune_states(folder: Path) -> dict[str, str]:
-    """trial id -> Tune's status in the newest experiment snapshot (RUNNING means interrupted if no driver)."""
+def snapshot_trials(folder: Path) -> list[dict]:
+    """Tune's record of each trial (id, status, config) in the newest experiment snapshot."""
     snapshots = sorted(folder.glob("experiment_state-*.json"))
-    if not snapshots:
-        return {}
-    try:
-        snapshot = json.loads(snapshots[-1].read_text())
-    except json.JSONDecodeError:  # being rewritten right now: fall back to the one before, if any
-        snapshot = json.loads(snapshots[-2].read_text()) if len(snapshots) > 1 else {"trial_data": []}
-    states = {}
-    for trial_json, _ in snapshot.get("trial_data", []):
-        trial = json.loads(trial_json)
-        states[trial["trial_id"]] = trial["status"]
-    return states
+    for snapshot in reversed(snapshots):  # the newest may be mid-rewrite: fall back to an older one
+        try:
+            return [json.loads(trial_json) for trial_json, _ in json.loads(snapshot.read_text())["trial_data"]]
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return []
+
+
+def tune_states(folder: Path) -> dict[str, str]:
+    """trial id -> Tune's status (RUNNING in a snapshot whose driver is gone means interrupted)."""
+    return {trial["trial_id"]: trial["status"] for trial in snapshot_trials(folder)}
 
 
 def driver_running(folder: Path) -> bool:

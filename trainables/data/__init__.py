@@ -42,3 +42,11 @@ class Dataset:
     def max_len(self) -> int:
         """Longest token sequence stored (images: 28 rows)."""
         return int(self.train.inputs.shape[1])
+
+
+# Imported after the dataclasses above, which these modules build.
+from .cache import default_data_dir  # noqa: E402
+from .download import DataUnavailable  # noqa: E402
+from .prepare import NAMES, load, load_tokenizer, prepare  # noqa: E402
+
+__all__ = ["NAMES", "DataUnavailable", "Dataset", "Split", "default_data_dir", "load", "load_tokenizer", "prepare"]
