@@ -46,6 +46,15 @@ def test_every_model_runs_every_stream(model, stream, mnist, languages):
         assert len(r["task_classes"]) == (2 if "binary" in stream else len(cfg.resolved().languages or range(10)))
 
 
+def test_diagnostics_on_each_tasks_last_epoch_only(mnist):
+    records = run(tiny(tasks=2, epochs_per_task=2), mnist)
+    for r in records:
+        last = r["epoch"] == 1
+        assert (r["effective_rank"] is not None) == last and (r["grad_norm"] is not None) == last
+        assert (r["dead_fraction"] is not None) == last  # an MLP has ReLU units
+        assert r["saturated_fraction"] is None  # and no tanh units
+
+
 def test_training_learns_mnist(mnist):
     """Not a smoke test only: a few epochs on 2,000 digits must beat chance by far."""
     cfg = tiny(tasks=1, epochs_per_task=8, train_limit=2000, test_limit=1000, hidden=32)

@@ -11,18 +11,20 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from lopmodels import HookContext, LopModel, Mitigation, ModelSpec, build_mitigation, build_model
+from lopmodels.diagnostics import DIAGNOSTICS, gradient_norm, probe
 from lopmodels.optim import Adam
 from trainables.config import TrialConfig
 from trainables.data import Dataset
 from trainables.stream_data import DeviceSplit, StreamData, build_stream_data
 
 EVAL_BATCH = 8192  # test samples per forward pass: large, as no gradients are kept
+PROBE_SIZE = 512  # training samples in the fixed probe batch of the diagnostics
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -53,12 +55,15 @@ class EpochRecord:
     seconds: float
     diverged: bool
     last_epoch_of_task: bool
+    diagnostics: dict[str, float] | None = None  # on a task's last epoch (lopmodels.diagnostics)
 
     def as_dict(self) -> dict[str, Any]:
+        diagnostics = self.diagnostics or {}
         return {
             "task": self.task, "epoch": self.epoch, "task_classes": list(self.task_classes),
             "train_loss": self.train_loss, "train_accuracy": self.train_accuracy,
             "test_accuracy": self.test_accuracy, "seconds": self.seconds, "diverged": self.diverged,
+            **{name: diagnostics.get(name) for name in DIAGNOSTICS},
         }
 
 
@@ -144,6 +149,7 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
     stream = build_stream_data(cfg, data, device)
     spec = model_spec(cfg, data, task_size(cfg, stream))
     state = TrialState.fresh(cfg, spec, device) if saved is None else TrialState.from_state_dict(saved, spec, device)
+    probe_batch = stream.train.select(probe_index(cfg, len(stream.train)))
     for task in range(state.next_task, cfg.tasks):
         classes = cfg.stream_spec.draw_task(len(stream.classes), cfg.stream_seed, task)
         train = stream.train.relabel(classes, len(stream.classes))
@@ -152,12 +158,15 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
         state.mitigation.on_task_start(state.context(task))
         for epoch in range(cfg.epochs_per_task):
             started = time.perf_counter()
-            loss_sum, correct = train_epoch(state, train, task)
-            test_correct = evaluate(state.net, test)
-            loss_total, train_correct, test_hits = torch.stack(
-                [loss_sum, correct.to(loss_sum.dtype), test_correct.to(loss_sum.dtype)]).tolist()  # the one host sync
+            sums = train_epoch(state, train, task)
+            if epoch == 0:
+                first_grad_norm = sums.first_grad_norm
+            last = epoch == cfg.epochs_per_task - 1
+            values = [sums.loss, sums.correct.to(sums.loss.dtype), evaluate(state.net, test).to(sums.loss.dtype)]
+            if last:
+                values += probe(state.net, probe_batch.inputs, probe_batch.lengths_cpu) + [first_grad_norm]
+            loss_total, train_correct, test_hits, *diagnostics = torch.stack(values).tolist()  # the one host sync
             diverged = not math.isfinite(loss_total)
-            last = epoch == cfg.epochs_per_task - 1 or diverged
             if last and not diverged:
                 state.mitigation.on_task_end(state.context(task))
                 state.next_task = task + 1
@@ -165,15 +174,32 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
                 task=task, epoch=epoch, task_classes=names,
                 train_loss=loss_total / len(train), train_accuracy=train_correct / len(train),
                 test_accuracy=test_hits / len(test), seconds=time.perf_counter() - started,
-                diverged=diverged, last_epoch_of_task=last,
+                diverged=diverged, last_epoch_of_task=last or diverged,
+                # nan marks a diagnostic that does not apply (no ReLU units in an LSTM): stored as null
+                diagnostics={k: v if math.isfinite(v) else None for k, v in zip(DIAGNOSTICS, diagnostics)}
+                if last else None,
             )
             yield record, state
             if diverged:
                 return
 
 
-def train_epoch(state: TrialState, train: DeviceSplit, task: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over `train` in a fresh random order; returns (summed loss, correct count) on the device."""
+def probe_index(cfg: TrialConfig, size: int) -> torch.Tensor:
+    """The diagnostics' probe batch: fixed per stream seed, drawn once, so every arm of a replicate shares it."""
+    generator = torch.Generator().manual_seed(derive_seed(cfg.stream_seed, "probe"))
+    return torch.randperm(size, generator=generator)[:PROBE_SIZE].sort().values
+
+
+class EpochSums(NamedTuple):
+    """An epoch's totals, still on the device."""
+
+    loss: torch.Tensor  # summed per-sample loss
+    correct: torch.Tensor  # correct training predictions
+    first_grad_norm: torch.Tensor  # gradient norm at the epoch's first step
+
+
+def train_epoch(state: TrialState, train: DeviceSplit, task: int) -> EpochSums:
+    """One pass over `train` in a fresh random order."""
     cfg, net, mitigation = state.config, state.net, state.mitigation
     net.train()
     order = torch.randperm(len(train), generator=state.batch_generator)
@@ -195,13 +221,15 @@ def train_epoch(state: TrialState, train: DeviceSplit, task: int) -> tuple[torch
         penalty = mitigation.penalty(ctx)
         state.optimizer.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
+        if start == 0:
+            first_grad_norm = gradient_norm(net)
         state.optimizer.step()
         state.step += 1
         ctx.step = state.step
         mitigation.after_step(ctx)
         loss_sum += loss.detach() * len(index_cpu)
         correct += (logits.detach().argmax(dim=1) == labels).sum()
-    return loss_sum, correct
+    return EpochSums(loss_sum, correct, first_grad_norm)
 
 
 @torch.no_grad()

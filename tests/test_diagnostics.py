@@ -1,0 +1,76 @@
+"""Diagnostics on tiny networks and representations whose answers are known by hand."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lopmodels import ModelSpec, build_model
+from lopmodels.diagnostics import (dead_fraction, effective_rank, gradient_norm, probe, saturated_fraction,
+                                   stable_rank, weight_magnitude)
+
+
+def mlp(hidden: int = 4):
+    return build_model("mlp", ModelSpec("image", 10, hidden=hidden), torch.Generator().manual_seed(0))
+
+
+def test_two_dead_units_of_eight():
+    net = mlp(hidden=4)  # two layers of 4 ReLU units
+    with torch.no_grad():
+        for layer in net.hidden:
+            layer.bias.fill_(10.0)  # every unit active on every input...
+        net.hidden[0].weight[1].zero_()
+        net.hidden[0].bias[1] = -1.0  # unit 1 of layer 0 outputs relu(-1) = 0 for every input
+        net.hidden[1].weight[3].zero_()
+        net.hidden[1].bias[3] = -0.5  # ...but these two
+    inputs = torch.randn(64, 28, 28, generator=torch.Generator().manual_seed(1))
+    activations = net.forward_units(inputs).activations
+    assert dead_fraction(net, activations).item() == pytest.approx(2 / 8)
+    assert math.isnan(saturated_fraction(net, activations).item())  # an MLP has no tanh units
+
+
+def test_saturated_recurrent_units():
+    net = build_model("gru", ModelSpec("tokens", 2, hidden=3, embed=2, vocab_size=5), torch.Generator().manual_seed(0))
+    activations = {"rnn.forward": torch.tensor([[0.995, 0.2, -0.999], [-0.996, 0.999, -0.9999]]),
+                   "rnn.reverse": torch.tensor([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])}
+    # forward unit 0 (|h| > 0.99 on both samples) and unit 2; unit 1 is not saturated on sample 0: 2 of 6
+    assert saturated_fraction(net, activations).item() == pytest.approx(2 / 6)
+    assert math.isnan(dead_fraction(net, activations).item())
+
+
+def test_effective_and_stable_rank_by_hand():
+    two_equal = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+    assert effective_rank(two_equal).item() == pytest.approx(2.0)
+    assert stable_rank(two_equal).item() == pytest.approx(2.0)
+    # singular values 3 and 1: p = (3/4, 1/4), erank = exp(-(.75 ln .75 + .25 ln .25)); srank = (9 + 1) / 9
+    unequal = torch.diag(torch.tensor([3.0, 1.0]))
+    expected = math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert effective_rank(unequal).item() == pytest.approx(expected, rel=1e-6)
+    assert stable_rank(unequal).item() == pytest.approx(10 / 9, rel=1e-6)
+
+
+def test_weight_magnitude_and_gradient_norm():
+    net = mlp(hidden=2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(-0.5)
+    assert weight_magnitude(net).item() == pytest.approx(0.5)
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 2.0)
+    total = sum(p.numel() for p in net.parameters())
+    assert gradient_norm(net).item() == pytest.approx(math.sqrt(4.0 * total), rel=1e-6)
+
+
+@pytest.mark.parametrize("name,kind", [("mlp", "image"), ("lstm", "image"), ("gru", "tokens")])
+def test_probe_gives_every_value_for_every_model(name, kind):
+    spec = ModelSpec(kind, 3, hidden=4, embed=3, vocab_size=9) if kind == "tokens" else ModelSpec(kind, 3, hidden=4)
+    net = build_model(name, spec, torch.Generator().manual_seed(0))
+    if kind == "tokens":
+        inputs, lengths = torch.randint(1, 9, (5, 6)), torch.tensor([6, 2, 3, 1, 6])
+    else:
+        inputs, lengths = torch.randn(5, 28, 28), None
+    values = probe(net, inputs, lengths)
+    assert len(values) == 5
+    assert all(v.dim() == 0 for v in values)
+    assert 1.0 <= values[2].item() <= 5.0  # effective rank of a 5-sample representation
