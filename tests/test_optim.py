@@ -13,6 +13,15 @@ from lopmodels.optim import Adam
 LR = 0.01
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: a second intra-op thread only adds spin-waiting (badly so on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_gru() -> torch.nn.Module:
     return build_model("gru", ModelSpec("tokens", 3, hidden=4, embed=6, vocab_size=20), torch.Generator().manual_seed(0))
 
