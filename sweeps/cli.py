@@ -146,8 +146,10 @@ def sweep_list() -> None:
     from sweeps.base import SCALES, DEFAULT_SEEDS, estimated_cpu_seconds
     from sweeps.registry import SWEEPS
     for name, entry in SWEEPS.items():
+        arms = list(entry.arms)
+        shown = ", ".join(arms) if len(arms) <= 16 else ", ".join(arms[:8]) + f", ... ({len(arms)} arms)"
         click.echo(f"{name:<8} {entry.title}")
-        click.echo(f"         arms: {', '.join(entry.arms)}")
+        click.echo(f"         arms: {shown}")
         for scale in SCALES:
             trials = entry.trials(scale, DEFAULT_SEEDS)
             hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
@@ -226,6 +228,19 @@ def results_export(path: Path, out: Path) -> None:
     frame = load_results(path)
     write_parquet(frame, out)
     click.echo(f"wrote {len(frame)} rows ({frame['trial_id'].nunique()} trials) to {out}", err=True)
+
+
+@main.command("report")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for report.md, report.html, figures/ and tables/.")
+@friendly_errors
+def report(paths: tuple[Path, ...], out: Path) -> None:
+    """The paper's figures and tables with confidence intervals, from one or several sweep folders."""
+    from analysis.report import write_report
+    problems = write_report(list(paths), out, echo=lambda line: click.echo(line, err=True))
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 if __name__ == "__main__":

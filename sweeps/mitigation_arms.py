@@ -1,0 +1,41 @@
+"""The mitigation settings the sweeps compare, as arms: label -> TrialConfig fields (PAPER.md, "Mitigations")."""
+
+BASELINE = {"mitigation": "none"}
+
+
+def l2(weight_decay: float) -> dict:
+    return {"mitigation": "l2", "mitigation_args": {"weight_decay": weight_decay}}
+
+
+# Shrink and perturb, Ash & Adams (2020): at each new task; Dohare et al. (2024): a gentle form at every step.
+SHRINK_PERTURB_TASK = {"mitigation": "shrink-perturb", "mitigation_args": {"every": "task", "shrink": 0.8, "sigma": 0.01}}
+SHRINK_PERTURB_STEP = {"mitigation": "shrink-perturb", "mitigation_args": {"every": "step", "shrink": 0.9999, "sigma": 1e-5}}
+CBP = {"mitigation": "cbp"}  # replacement rate 1e-3, decay 0.9, maturity 100: the paper's settings
+REDO = {"mitigation": "redo"}
+L2_INIT = {"mitigation": "l2-init"}
+
+# The paper's MNIST runs: L2 at three strengths; its "shrink-and-perturb" is noise 1e-5 with weight decay 1e-5.
+MNIST_ARMS = {
+    "baseline": BASELINE,
+    "l2-1e-4": l2(1e-4), "l2-1e-3": l2(1e-3), "l2-5e-3": l2(5e-3),
+    "noise": {"mitigation": "noise", "mitigation_args": {"sigma": 1e-5, "weight_decay": 1e-5}},
+    "shrink-perturb-task": SHRINK_PERTURB_TASK,
+    "shrink-perturb-step": SHRINK_PERTURB_STEP,
+    "cbp": CBP,
+}
+
+# The paper's GRU runs: L2 1e-4; its "shrink-and-perturb" is noise 1e-3 with no shrink.
+GRU_ARMS = {
+    "baseline": BASELINE,
+    "l2-1e-4": l2(1e-4),
+    "noise": {"mitigation": "noise", "mitigation_args": {"sigma": 1e-3}},
+    "shrink-perturb": SHRINK_PERTURB_TASK,
+    "cbp": CBP,
+}
+
+# Every mitigation of the registry once, at its defaults or the settings above: the `mitigations` sweep.
+ALL_ARMS = {
+    "baseline": BASELINE, "l2": l2(1e-4), "noise": {"mitigation": "noise"},
+    "shrink-perturb-task": SHRINK_PERTURB_TASK, "shrink-perturb-step": SHRINK_PERTURB_STEP,
+    "cbp": CBP, "redo": REDO, "l2-init": L2_INIT,
+}

@@ -1,0 +1,19 @@
+"""Every mitigation on every model x stream that model can read: beyond the paper."""
+from lopmodels import MODELS
+from sweeps.base import Sweep, register_sweep
+from sweeps.mitigation_arms import ALL_ARMS
+from sweeps.scales import MNIST_SMOKE
+from trainables.streams import STREAMS
+
+PAIRS = [(m, s) for m in MODELS.names() for s in STREAMS.names() if not (m == "mlp" and STREAMS[s].is_language)]
+
+MITIGATIONS_SWEEP = register_sweep(Sweep(
+    name="mitigations", title="Every mitigation on every model and stream",
+    base={},
+    arms={f"{model}-{stream}-{label}": {"model": model, "stream": stream, **fields}
+          for model, stream in PAIRS for label, fields in ALL_ARMS.items()},
+    scales={"small": {"tasks": 10, "epochs_per_task": 5}, "smoke": MNIST_SMOKE},
+    notes={"paper": "the paper's tasks and epochs for every arm: a large grid, GPU work",
+           "small": "10 tasks x 5 epochs per arm: a first look at which mitigation helps which model",
+           "smoke": "seconds per trial: checks that every combination runs"},
+))
