@@ -33,18 +33,25 @@ def saturated_fraction(net: LopModel, activations: dict[str, torch.Tensor]) -> t
     return _fraction(net, activations, "tanh", lambda a: a.abs() > SATURATION)
 
 
+def _singular_values(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values, and whether they mean anything: a diverged network's features are not finite,
+    and an SVD of those would raise; it is taken of zeros instead and the result marked nan (no host sync)."""
+    finite = torch.isfinite(features).all()
+    return torch.linalg.svdvals(torch.where(finite, features, 0.0).double()), finite
+
+
 def effective_rank(features: torch.Tensor) -> torch.Tensor:
     """exp(H(p)), p = sigma / sum(sigma) the normalised singular values (Roy & Vetterli, 2007)."""
-    sigma = torch.linalg.svdvals(features.double())
+    sigma, finite = _singular_values(features)
     p = sigma / sigma.sum().clamp_min(1e-300)
     entropy = -(p * torch.log(p.clamp_min(1e-300))).sum()
-    return torch.exp(entropy).float()
+    return torch.where(finite, torch.exp(entropy), NAN).float()
 
 
 def stable_rank(features: torch.Tensor) -> torch.Tensor:
     """||F||_F^2 / ||F||_2^2: squared Frobenius norm over squared spectral norm."""
-    sigma = torch.linalg.svdvals(features.double())
-    return ((sigma**2).sum() / (sigma[0] ** 2).clamp_min(1e-300)).float()
+    sigma, finite = _singular_values(features)
+    return torch.where(finite, (sigma**2).sum() / (sigma[0] ** 2).clamp_min(1e-300), NAN).float()
 
 
 def weight_magnitude(net: LopModel) -> torch.Tensor:

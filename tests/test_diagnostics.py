@@ -74,3 +74,8 @@ def test_probe_gives_every_value_for_every_model(name, kind):
     assert len(values) == 5
     assert all(v.dim() == 0 for v in values)
     assert 1.0 <= values[2].item() <= 5.0  # effective rank of a 5-sample representation
+
+
+def test_ranks_of_a_diverged_representation_are_nan_not_an_error():
+    features = torch.tensor([[float("nan"), 1.0], [0.0, float("inf")]])
+    assert math.isnan(effective_rank(features).item()) and math.isnan(stable_rank(features).item())

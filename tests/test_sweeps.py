@@ -127,6 +127,49 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
     pd.testing.assert_frame_equal(killed, straight)
 
 
+DIVERGING_DRIVER = """
+import sys
+from pathlib import Path
+from sweeps.base import Sweep
+from sweeps.launch import Resources, run_sweep
+sweep = Sweep(name="diverging", title="divergence test",
+              base={"model": "mlp", "stream": "mnist-reshuffle", "tasks": 3, "epochs_per_task": 2,
+                    "train_limit": 500, "test_limit": 200},
+              arms={"stable": {}, "explodes": {"lr": 1e30}})
+sys.exit(run_sweep(sweep, scale="paper", seeds=1, seed_start=0, arms=None, storage=Path(sys.argv[1]),
+                   name=None, address=None, resources=Resources(max_failures=3), dry_run=False))
+"""
+
+
+def test_diverged_trial_ends_normally_is_counted_and_a_broken_config_refuses_resume(tmp_path, ray_env):
+    script = tmp_path / "driver.py"
+    script.write_text(DIVERGING_DRIVER)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path)], env=ray_env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]  # a diverged trial is no error
+    folder = tmp_path / "diverging"
+    status = lop("sweep", "status", str(folder))
+    assert "1 diverged" in status.stdout and "1 terminated" in status.stdout, status.stdout
+    out = tmp_path / "x.parquet"
+    assert lop("results", "export", str(folder), "--out", str(out)).returncode == 0
+    frame = pd.read_parquet(out)
+    exploded = frame[frame["arm"] == "explodes"]
+    assert exploded["diverged"].iloc[-1] and len(exploded) < 6  # stopped early, not retried
+    assert len(frame[frame["arm"] == "stable"]) == 6
+
+    # a config that this code no longer accepts: resume refuses before touching anything
+    snapshot = sorted(folder.glob("experiment_state-*.json"))[-1]
+    state = json.loads(snapshot.read_text())
+    trial = json.loads(state["trial_data"][0][0])
+    trial["config"]["run"]["trial"]["model"] = "mpl"
+    state["trial_data"][0][0] = json.dumps(trial)
+    snapshot.write_text(json.dumps(state))
+    before = sorted(p.name for p in folder.rglob("*"))
+    resumed = lop("sweep", "resume", str(folder), env=ray_env)
+    assert resumed.returncode == 2 and "no longer validates" in resumed.stderr, resumed.stderr
+    assert sorted(p.name for p in folder.rglob("*")) == before
+
+
 @pytest.mark.parametrize("name", SWEEPS.names())
 def test_every_sweep_validates_at_every_scale(name):
     for scale in SCALES:
