@@ -1,0 +1,180 @@
+"""`lop report` on a real smoke sweep (real Ray, real files), on partial and edited copies of it, and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+
+from analysis import figures
+from analysis.load import load_results
+from analysis.metrics import diagnostic_columns
+from analysis.report import write_report
+from tests.processes import become_subreaper, kill_descendants
+
+LOP = [sys.executable, "-m", "sweeps.cli"]
+
+
+def lop(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ray_env(data_dir):
+    """Environment for driver subprocesses: a short Ray temp dir of its own; every process left behind is killed."""
+    become_subreaper()
+    temp = Path(tempfile.mkdtemp(prefix="lopray", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(temp), "LOP_DATA_DIR": str(data_dir)}
+    env.pop("RAY_ADDRESS", None)
+    yield env
+    kill_descendants()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, ray_env) -> Path:
+    """A finished `fig1` smoke sweep: arms mlp and lstm, 2 replicates, 2 tasks of 1 epoch."""
+    storage = tmp_path_factory.mktemp("sweeps")
+    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--storage", str(storage), env=ray_env)
+    kill_descendants()
+    assert run.returncode == 0, run.stderr[-3000:]
+    return storage / "fig1"
+
+
+def edited_copy(sweep: Path, to: Path, row: Callable[[dict], dict] = lambda r: r,
+                manifest: Callable[[dict], dict] = lambda m: m) -> Path:
+    """A copy of `sweep` whose result rows and manifest went through `row` and `manifest`."""
+    shutil.copytree(sweep, to, ignore=shutil.ignore_patterns("checkpoint_*", "events.out*", "*.lock"))
+    for result in to.glob("*/result.json"):
+        rows = [row(json.loads(line)) for line in result.read_text().splitlines() if line.strip()]
+        result.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = to / "lop-sweep.json"
+    path.write_text(json.dumps(manifest(json.loads(path.read_text()))))
+    return to
+
+
+def relabel(arms: dict[str, dict]) -> Callable[[dict], dict]:
+    """A row edit: the fields in `arms[row's arm]` replace the row's."""
+    return lambda r: {**r, **arms.get(r["arm"], {})}
+
+
+def test_report_of_a_smoke_sweep_writes_every_figure_and_table(sweep, tmp_path, ray_env):
+    out = tmp_path / "report"
+    run = lop("report", str(sweep), "--out", str(out), env=ray_env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "report: reading" in run.stderr and "report: wrote" in run.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["figures/fig1-accuracy.png", "figures/fig1-accuracy.svg", "figures/fig1-diagnostics.png",
+                       "figures/fig1-diagnostics.svg", "report.html", "report.md", "tables/degradation.csv",
+                       "tables/degradation.md"]
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for picture in ("figures/fig1-accuracy.png", "figures/fig1-diagnostics.png"):
+        assert f"]({picture})" in md and f'src="{picture}"' in page
+    assert md.index("Figure 1: MNIST label reshuffle: MLP vs LSTM") < md.index("## Tables")
+    assert "MLP " in md and "LSTM " in md and "of its first-task accuracy by task 2" in md
+    assert "What is missing" not in md
+    table = pd.read_csv(out / "tables" / "degradation.csv")
+    assert sorted(table["arm"]) == ["lstm", "mlp"] and (table["n"] == 2).all()
+    assert (table["ci_method"] == "Student-t").all() and (table["diverged"] == 0).all()
+    assert dict(zip(table["arm"], table["paper"])) == {"mlp": 60.83, "lstm": 27.47}
+
+
+def test_each_figure_has_one_line_and_band_per_arm(sweep):
+    records = load_results(sweep)
+    accuracy = figures.accuracy_figure(records, "Figure 1")
+    (ax,) = accuracy.axes
+    assert [line.get_label() for line in ax.lines] == ["LSTM", "MLP"] and len(ax.collections) == 2
+    diagnostics = figures.diagnostics_figure(records, "Figure 1: diagnostics")
+    panels = [ax for ax in diagnostics.axes if ax.get_visible()]
+    names = diagnostic_columns(records)
+    assert len(panels) == len(names) == 6
+    for ax, name in zip(panels, names):
+        arms = sorted(records.loc[records[name].notna(), "model"].str.upper().unique())
+        assert sorted(line.get_label() for line in ax.lines) == arms, name
+        assert len(ax.collections) == len(arms)
+
+
+def test_a_partial_sweep_gives_a_partial_report(sweep, tmp_path):
+    partial = edited_copy(sweep, tmp_path / "fig1")
+    for folder in partial.glob("lstm-r*"):  # an arm that has not started
+        shutil.rmtree(folder)
+    (result,) = partial.glob("mlp-r1-*/result.json")  # a replicate stopped after its first task
+    result.write_text(result.read_text().splitlines()[0] + "\n")
+    out = tmp_path / "report"
+    lines: list[str] = []
+    assert write_report([partial], out, echo=lines.append) == []
+    md = (out / "report.md").read_text()
+    assert "## What is missing" in md
+    assert "fig1: arm lstm has no finished epoch" in md and "arm mlp replicate 1 finished 1 of 2 tasks" in md
+    table = pd.read_csv(out / "tables" / "degradation.csv")
+    assert table[["arm", "n", "incomplete"]].values.tolist() == [["mlp", 1, 1]]
+    (ax,) = figures.accuracy_figure(load_results(partial), "partial").axes
+    assert [line.get_label() for line in ax.lines] == ["MLP"]
+    assert any("report: wrote" in line for line in lines)
+
+
+def test_mitigation_arms_get_table1_paired_with_their_baseline(sweep, tmp_path):
+    arms = {"mlp": {"arm": "baseline", "sweep": "fig4"},
+            "lstm": {"arm": "l2-1e-3", "mitigation": "l2", "sweep": "fig4"}}
+    edited = edited_copy(sweep, tmp_path / "fig4", relabel(arms),
+                         lambda m: {**m, "sweep": "fig4", "arms": ["baseline", "l2-1e-3"]})
+    out = tmp_path / "report"
+    assert write_report([edited], out) == []
+    table = pd.read_csv(out / "tables" / "table1-iaa.csv")
+    assert table[["arm", "baseline", "n", "ci_method"]].values.tolist() == [["l2-1e-3", "baseline", 2, "Student-t"]]
+    records = load_results(edited)
+    average = records.groupby(["arm", "seed"])["test_accuracy"].mean().unstack("arm")
+    by_hand = ((average["l2-1e-3"] - average["baseline"]) / average["baseline"] * 100).mean()
+    assert table["iaa"].iloc[0] == pytest.approx(by_hand)
+    md = (out / "report.md").read_text()
+    assert "Table 1: increase in average accuracy (IAA)" in md and "tables/table1-iaa.csv" in md
+
+
+def test_a_missing_baseline_is_named_exit_2_and_the_rest_is_written(sweep, tmp_path, ray_env):
+    arms = {"lstm": {"arm": "cbp", "mitigation": "cbp"}}
+    edited = edited_copy(sweep, tmp_path / "fig4", relabel(arms), lambda m: {**m, "arms": ["cbp", "mlp"]})
+    out = tmp_path / "report"
+    run = lop("report", str(edited), "--out", str(out), env=ray_env)
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if line.startswith("lop: error:")]
+    assert len(errors) == 1 and "baseline arm 'baseline' is missing" in errors[0] and "cbp" in errors[0]
+    assert (out / "report.md").is_file() and (out / "tables" / "degradation.csv").is_file()
+    assert not (out / "tables" / "table1-iaa.csv").exists()
+    assert "baseline arm 'baseline' is missing" in (out / "report.md").read_text()
+
+
+def test_a_sequence_length_by_hidden_size_sweep_gets_a_heat_map(sweep, tmp_path):
+    cells = {"mlp": {"arm": "len15-h32", "seq_len": 15, "hidden": 32, "sweep": "fig6"},
+             "lstm": {"arm": "len50-h64", "seq_len": 50, "hidden": 64, "model": "mlp", "sweep": "fig6"}}
+    edited = edited_copy(sweep, tmp_path / "fig6", relabel(cells),
+                         lambda m: {**m, "sweep": "fig6", "arms": ["len15-h32", "len50-h64"]})
+    out = tmp_path / "report"
+    assert write_report([edited], out) == []
+    assert (out / "figures" / "fig6-degradation-heatmap.png").is_file()
+    assert (out / "figures" / "fig6-degradation-heatmap.svg").is_file()
+    md = (out / "report.md").read_text()
+    assert "degradation by sequence length and hidden size" in md and "ranges from" in md
+
+
+def test_records_of_another_sweep_than_the_manifest_s_are_refused(sweep, tmp_path):
+    edited = edited_copy(sweep, tmp_path / "fig6", manifest=lambda m: {**m, "sweep": "fig6"})
+    problems = write_report([edited], tmp_path / "report")
+    assert len(problems) == 1 and "belong to sweep(s) fig1" in problems[0]
+    assert not (tmp_path / "report").exists()
+
+
+def test_bad_paths_exit_2_naming_what_is_missing_and_write_nothing(sweep, tmp_path, ray_env):
+    unfinished = edited_copy(sweep, tmp_path / "unfinished", lambda r: {**r, "epochs_per_task": 3})
+    out = tmp_path / "report"
+    run = lop("report", str(tmp_path / "nowhere"), str(unfinished), "--out", str(out), env=ray_env)
+    assert run.returncode == 2, run.stderr
+    assert f"no sweep at {tmp_path / 'nowhere'}" in run.stderr
+    assert "sweep fig1" in run.stderr and "has no finished task yet" in run.stderr
+    assert not out.exists()
