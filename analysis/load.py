@@ -2,7 +2,8 @@
 
 The only module that reads Tune's files. It reads each trial's `result.json` (every epoch, not the
 last row that `ResultGrid.get_dataframe()` keeps) with plain json and pandas, never modifies the sweep,
-and works on finished, running and interrupted sweeps. A resumed trial re-reports the epochs after its
+and works on finished, running and interrupted sweeps, in a local or network folder or at a `pyarrow.fs`
+URI such as s3://bucket/lop-results/fig1 (`sweeps.storage`). A resumed trial re-reports the epochs after its
 last checkpoint; the latest attempt of each (trial, task, epoch) is kept. A half-written last line is skipped.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Iterator
 import pandas as pd
 
 from lopmodels.registry import ConfigError
+from sweeps.storage import StoragePath, location
 
 RESULT_FILE = "result.json"
 TUNE_COLUMNS_KEPT = ("node_ip", "pid")
@@ -25,20 +27,19 @@ TUNE_COLUMNS_DROPPED = frozenset({
 })
 
 
-def trial_folders(sweep: Path) -> list[Path]:
+def trial_folders(sweep: StoragePath) -> list[StoragePath]:
     return sorted(p.parent for p in sweep.glob(f"*/{RESULT_FILE}"))
 
 
-def read_rows(result_file: Path) -> Iterator[dict]:
+def read_rows(result_file: StoragePath) -> Iterator[dict]:
     """The JSON lines of one trial's results; a line cut short by a crash or a live writer is skipped."""
-    with open(result_file, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "task" in row and "epoch" in row:
-                yield row
+    for line in result_file.read_text(encoding="utf-8").split("\n"):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "task" in row and "epoch" in row:
+            yield row
 
 
 def latest_attempts(rows: Iterator[dict]) -> list[dict]:
@@ -50,8 +51,8 @@ def latest_attempts(rows: Iterator[dict]) -> list[dict]:
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
-    """Every trial's full per-epoch history under sweep folder `path`, tidy."""
-    sweep = Path(path)
+    """Every trial's full per-epoch history under sweep folder `path` (a folder or a URI), tidy."""
+    sweep = location(path)
     if not sweep.is_dir():
         raise ConfigError(f"no sweep at {sweep}: not a folder; give the folder `lop sweep run` printed")
     folders = trial_folders(sweep)

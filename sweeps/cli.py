@@ -162,18 +162,19 @@ def sweep_list() -> None:
 @click.option("--seeds", type=int, default=5, show_default=True, help="Replicates; replicate k uses seed = stream seed = k.")
 @click.option("--seed-start", type=int, default=0, show_default=True)
 @click.option("--arms", default=None, help="Comma-separated subset of the sweep's arms.")
-@click.option("--storage", type=click.Path(file_okay=False, path_type=Path), default=Path("lop-results"),
-              show_default=True, help="Folder that holds sweeps.")
+@click.option("--storage", default="lop-results", show_default=True,
+              help="Where sweeps live: a folder (on a cluster, one every node mounts) or a URI such as "
+                   "s3://bucket/lop-results.")
 @click.option("--name", "experiment", default=None, help="Experiment name (default: the sweep's name).")
 @click.option("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
 @click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
 @click.option("--max-concurrent", type=int, default=None)
 @click.option("--max-failures", type=int, default=2, show_default=True,
-              help="Retries of a failed trial, from its last checkpoint.")
+              help="Retries of a failed trial (a lost node, a crash), each from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the trials; run nothing, write nothing.")
 @friendly_errors
-def sweep_run(name: str, scale: str, seeds: int, seed_start: int, arms: str | None, storage: Path,
+def sweep_run(name: str, scale: str, seeds: int, seed_start: int, arms: str | None, storage: str,
               experiment: str | None, address: str | None, cpus_per_trial: float, gpus_per_trial: float,
               max_concurrent: int | None, max_failures: int, dry_run: bool) -> None:
     """Run every trial of sweep NAME as one Tune experiment at STORAGE/NAME."""
@@ -187,11 +188,11 @@ def sweep_run(name: str, scale: str, seeds: int, seed_start: int, arms: str | No
 
 
 @sweep.command("resume")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @click.option("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
 @click.option("--max-concurrent", type=int, default=None)
 @friendly_errors
-def sweep_resume(path: Path, address: str | None, max_concurrent: int | None) -> None:
+def sweep_resume(path: str, address: str | None, max_concurrent: int | None) -> None:
     """Finish an interrupted sweep: finished trials stay, interrupted ones continue from their last task."""
     from sweeps.launch import resume_sweep
     if max_concurrent is not None and max_concurrent < 1:
@@ -200,9 +201,9 @@ def sweep_resume(path: Path, address: str | None, max_concurrent: int | None) ->
 
 
 @sweep.command("status")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @friendly_errors
-def sweep_status(path: Path) -> None:
+def sweep_status(path: str) -> None:
     """Counts by state, each trial's last task and accuracy, and errors with their first line."""
     from sweeps.status import sweep_status as status
     click.echo(status(path))
@@ -214,10 +215,10 @@ def results() -> None:
 
 
 @results.command("export")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @friendly_errors
-def results_export(path: Path, out: Path) -> None:
+def results_export(path: str, out: Path) -> None:
     """Every trial's full per-epoch history as one tidy parquet file (one row per trial x task x epoch)."""
     from analysis.load import load_results
     from trainables.run_trial import write_parquet

@@ -1,39 +1,66 @@
-"""Run and resume sweeps as Ray Tune experiments (one trial per arm x replicate) at STORAGE/NAME."""
+"""Run and resume sweeps as Ray Tune experiments (one trial per arm x replicate) at STORAGE/NAME.
+
+Before any trial starts on a cluster, three checks: a cluster answers at `--address` (within seconds),
+one node can hold `--gpus-per-trial`, and every node can reach a storage path that is a plain folder.
+The Tune settings below keep the driver's cost per trial small at 1,000 trials (docs/performance.md).
+"""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-# Keeping few checkpoints forces an experiment snapshot after every few: the intended cost, not news.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-import ray  # noqa: E402
-from ray import tune  # noqa: E402
+# Tune's knobs are environment variables read when the experiment starts; a user's own value wins.
+TUNE_DEFAULTS = {
+    # Keeping few checkpoints forces an experiment snapshot after every few: the intended cost, not news.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # No CSV or TensorBoard files per trial: records are read from result.json (JsonLoggerCallback, below).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+for _key, _value in TUNE_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
 
-from lopmodels.registry import ConfigError
-from sweeps.base import Sweep, Trial, estimated_cpu_seconds
-from sweeps.manifest import DriverLock, Manifest, is_sweep
-from sweeps.progress import Progress
-from sweeps.status import snapshot_trials
-from trainables.config import TrialConfig
-from trainables import data as datasets
-from trainables.records import code_version
-from trainables.trial import lop_trial
+import ray  # noqa: E402
+import yaml  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.logger import JsonLoggerCallback  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
+
+from lopmodels.registry import ConfigError  # noqa: E402
+from sweeps.base import Sweep, Trial, estimated_cpu_seconds  # noqa: E402
+from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
+from sweeps.progress import Progress  # noqa: E402
+from sweeps.status import snapshot_trials  # noqa: E402
+from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder  # noqa: E402
+from trainables.config import TrialConfig  # noqa: E402
+from trainables import data as datasets  # noqa: E402
+from trainables.records import code_version  # noqa: E402
+from trainables.trial import lop_trial  # noqa: E402
 
 CHECKPOINTS_KEPT = 2
+REUSE_ACTORS = True  # a trial starts in a finished trial's process: no new Python, no torch import
+CONNECT_SECONDS = 3  # to open a TCP connection to --address
+GCS_CONNECT_TRIES = 10  # then Ray's own connection attempts, about 1 s each (Ray's default: 20)
+REACH_SECONDS = 60  # for every node to report whether it sees the storage
 
 
 @dataclass(frozen=True)
 class Resources:
     cpus_per_trial: float = 1.0  # two one-thread trials beat one two-thread trial (MACHINE-NOTES.md)
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float = 0.0  # a fraction packs trials onto one GPU (0.25: four per GPU)
     max_concurrent: int | None = None
     max_failures: int = 2
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise ConfigError("--cpus-per-trial must be positive and --gpus-per-trial non-negative")
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise ConfigError(f"--gpus-per-trial above 1 must be a whole number (Ray's rule), "
+                              f"got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
         if self.max_failures < 0:
@@ -54,18 +81,123 @@ def trial_name(trial: tune.experiment.Trial) -> str:
     return f"{run['arm']}-r{run['replicate']}-{trial.trial_id}"
 
 
+def probe_address(address: str) -> None:
+    """Refuse within seconds an address where nothing listens (`ray.init` would retry for minutes)."""
+    if address in ("auto", "local") or "://" in address:
+        return  # Ray finds or refuses these itself, quickly
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT; give the head node's GCS address, "
+                          "e.g. 10.0.0.5:6379 (`ray start --head` prints it)")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ConfigError(f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head "
+                          f"--port={port}` or `ray up cluster.yaml`, or drop --address to run on a local Ray") from None
+
+
 def connect(address: str | None, local_cpus: int | None = None) -> None:
     """Join the Ray cluster at `address` (or $RAY_ADDRESS), else start a local one."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         if address:
+            probe_address(address)
+            os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(GCS_CONNECT_TRIES))
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        if "InvalidAuthToken" in f"{error} {error.__cause__}":
+            raise ConfigError(f"the Ray cluster at {address} refused this driver's authentication token; set "
+                              "RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or a file named by "
+                              "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token), as `ray get-auth-token` prints it "
+                              "on the head node") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot connect to a Ray cluster at {address!r}: {first}; "
                           "start one with `ray start --head` or drop --address to run locally") from None
+
+
+def alive_nodes() -> list[dict]:
+    return [node for node in ray.nodes() if node["Alive"]]
+
+
+def autoscaler_node_gpus() -> list[float]:
+    """GPUs per node of each worker type the cluster's autoscaler may still start (none without one)."""
+    try:
+        config = ray._private.state.state.get_cluster_config()  # set by the v2 autoscaler and KubeRay
+    except Exception:  # a private API: absent or changed, fall back to the cluster launcher's file
+        config = None
+    if config is not None and config.node_group_configs:
+        return [float(group.resources.get("GPU", 0)) for group in config.node_group_configs if group.max_count != 0]
+    bootstrap = Path.home() / "ray_bootstrap_config.yaml"  # where `ray up` leaves the config on the head node
+    if not bootstrap.is_file():
+        return []
+    types = (yaml.safe_load(bootstrap.read_text()) or {}).get("available_node_types", {})
+    return [float((kind.get("resources") or {}).get("GPU", 0)) for kind in types.values()
+            if kind.get("max_workers", 1) != 0]
+
+
+def gpu_shortfall(gpus_per_trial: float, node_gpus: list[float], scalable_gpus: list[float]) -> str | None:
+    """Why no node can hold a trial's GPUs (now or once the autoscaler adds one), or None if one can."""
+    if gpus_per_trial <= max(node_gpus + scalable_gpus, default=0):
+        return None
+    total = sum(node_gpus)
+    if total == 0:
+        offer = f"no GPU on any of its {len(node_gpus)} node(s)"
+    else:
+        offer = f"{total:g} GPU(s) in all, at most {max(node_gpus):g} on one node"
+    scaling = f"; its autoscaler adds nodes of at most {max(scalable_gpus):g} GPU(s)" if scalable_gpus else ""
+    fix = ("run with --gpus-per-trial 0 (CPU) or on a cluster with GPUs" if total == 0 and not any(scalable_gpus)
+           else f"give at most {max(node_gpus + scalable_gpus):g} (a fraction such as 0.25 packs four trials on a GPU)")
+    return f"--gpus-per-trial {gpus_per_trial:g} is more than this cluster offers: {offer}{scaling}; {fix}"
+
+
+def check_gpus(resources: Resources) -> None:
+    """A trial runs on one node: refuse a GPU share that no node has, before any trial starts."""
+    if resources.gpus_per_trial == 0:
+        return
+    node_gpus = [float(node["Resources"].get("GPU", 0)) for node in alive_nodes()]
+    shortfall = gpu_shortfall(resources.gpus_per_trial, node_gpus, autoscaler_node_gpus())
+    if shortfall:
+        raise ConfigError(shortfall)
+
+
+def check_reachable(folder: StoragePath) -> None:
+    """On a cluster of several nodes, every node must read and write the sweep folder; a bucket always qualifies.
+
+    The driver writes a marker file; a task pinned to each node looks for it and writes beside it.
+    """
+    local = local_path(folder)
+    nodes = alive_nodes()
+    if local is None or len(nodes) < 2:
+        return
+    marker = local / f".lop-reach-{uuid.uuid4().hex}"
+    marker.write_text(marker.name)
+    try:
+        probe = ray.remote(num_cpus=0, max_retries=0)(probe_folder)
+        answers = {
+            node["NodeManagerAddress"] + " " + node["NodeID"][:8]: probe.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+            ).remote(str(marker), marker.name)
+            for node in nodes
+        }
+        ready, _ = ray.wait(list(answers.values()), num_returns=len(answers), timeout=REACH_SECONDS)
+        problems = {name: ray.get(ref) for name, ref in answers.items() if ref in ready}
+    finally:
+        marker.unlink(missing_ok=True)
+    silent = sorted(set(answers) - set(problems))
+    if silent:
+        echo(f"warning: node(s) {', '.join(silent)} did not say within {REACH_SECONDS} s whether they can "
+             f"reach {folder}; going on")
+    blind = sorted((name, problem) for name, problem in problems.items() if problem)
+    if blind:
+        (name, problem), more = blind[0], f" and {len(blind) - 1} more node(s)" if len(blind) > 1 else ""
+        raise ConfigError(f"storage {folder.parent} is not reachable from every node of this cluster "
+                          f"(node {name}: {problem}{more}); use a folder that every node mounts at the same "
+                          f"path (NFS, EFS) or a bucket URI such as {BUCKET_EXAMPLE}")
 
 
 def prepare_data(trials: list[Trial]) -> dict[str, str]:
@@ -79,38 +211,72 @@ def prepare_data(trials: list[Trial]) -> dict[str, str]:
     return hashes
 
 
-def summarize(folder: Path, grid: tune.ResultGrid) -> int:
+def finished(metrics: dict | None) -> bool:
+    """A trial's last record says it ran its last epoch of its last task, or diverged."""
+    if not metrics or "task" not in metrics:
+        return False
+    return bool(metrics.get("diverged")) or (metrics["task"] == metrics["tasks"] - 1
+                                             and metrics["epoch"] == metrics["epochs_per_task"] - 1)
+
+
+def summarize(folder: StoragePath, grid: tune.ResultGrid) -> int:
+    """The end-of-run lines; non-zero when a trial errored or was left unfinished (Ctrl-C)."""
     errored = grid.num_errors
-    echo(f"sweep finished: {len(grid) - errored} trials done, {errored} errored; results in {folder}")
+    done = sum(1 for result in grid if result.error is None and finished(result.metrics))
+    unfinished = len(grid) - errored - done
+    echo(f"sweep {'finished' if not unfinished else 'stopped'}: {done} trials done, {errored} errored"
+         + (f", {unfinished} unfinished" if unfinished else "") + f"; results in {folder}")
     echo(f"  inspect: lop sweep status {folder}")
     echo(f"  export:  lop results export {folder} --out {folder.name}.parquet")
-    if errored:
-        echo(f"  {errored} trial(s) errored: finish them with `lop sweep resume {folder}`")
+    if errored or unfinished:
+        echo(f"  finish the {errored + unfinished} errored or unfinished trial(s) with `lop sweep resume {folder}`")
         return 1
     return 0
 
 
-def claim_folder(folder: Path, storage: Path) -> None:
-    """Create the sweep's folder; refuse one that holds a sweep already (never overwrite results)."""
+def refuse_existing(folder: StoragePath) -> None:
+    """Never overwrite results: a folder that holds a sweep is resumed, not run again."""
     if is_sweep(folder) or (folder / "tuner.pkl").exists():
         raise ConfigError(f"a sweep already exists at {folder}; resume it with `lop sweep resume {folder}` "
                           "or choose another --name")
+
+
+def claim_folder(folder: StoragePath, storage: str | Path) -> bool:
+    """Create the sweep's folder (True if this call made it); refuse one that cannot be written."""
+    existed = folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"cannot write --storage {storage}: {error.strerror}; choose a writable folder") from None
-    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"cannot write --storage {storage}: {error.strerror or error}; "
+                          "choose a writable folder") from None
+    local = local_path(folder)
+    if local is not None and not os.access(local, os.W_OK):
         raise ConfigError(f"cannot write --storage {storage}; choose a writable folder")
+    return not existed
+
+
+def tune_callbacks(total_tasks: int) -> list[tune.Callback]:
+    return [Progress(total_tasks), JsonLoggerCallback()]
 
 
 def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: list[str] | None,
-              storage: Path, name: str | None, address: str | None, resources: Resources,
+              storage: str | Path, name: str | None, address: str | None, resources: Resources,
               dry_run: bool) -> int:
     """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
     trials = sweep.trials(scale, seeds, seed_start, arms)
-    folder = (storage / (name or sweep.name)).resolve()
+    folder = location(storage) / (name or sweep.name)
     if not dry_run:
-        claim_folder(folder, storage)
+        refuse_existing(folder)
+        created = claim_folder(folder, storage)
+        try:
+            connect(address)
+            check_gpus(resources)
+            check_reachable(folder)
+        except ConfigError:
+            if created:  # refused before any trial started: leave no trace
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
     echo(f"sweep {sweep.name} ({sweep.title}), scale {scale}: {describe(trials)}")
     echo(f"  {sweep.notes.get(scale, '')}")
     if dry_run:
@@ -127,18 +293,17 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: li
             code_version=code_version(), data_hash=prepare_data(trials),
         )
         manifest.write(folder)
-        connect(address)
         runs = [{"arm": t.arm, "replicate": t.replicate, "trial": t.config.to_dict()} for t in trials]
         tuner = tune.Tuner(
             trainable(resources),
             param_space={"sweep": sweep.name, "run": tune.grid_search(runs)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent,
+            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=REUSE_ACTORS,
                                         trial_dirname_creator=trial_name, trial_name_creator=trial_name),
             run_config=tune.RunConfig(
                 name=folder.name, storage_path=str(folder.parent), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-                callbacks=[Progress(manifest.tasks)],
+                callbacks=tune_callbacks(manifest.tasks),
             ),
         )
         return summarize(folder, tuner.fit())
@@ -148,7 +313,7 @@ def trainable(resources: Resources):
     return tune.with_resources(lop_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
 
 
-def check_configs(folder: Path, manifest: Manifest) -> None:
+def check_configs(folder: StoragePath, manifest: Manifest) -> None:
     """Every trial's config must still validate with this code, before anything is restarted."""
     for trial in snapshot_trials(folder):
         try:
@@ -158,9 +323,9 @@ def check_configs(folder: Path, manifest: Manifest) -> None:
                               f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
 
 
-def resume_sweep(folder: Path, *, address: str | None, max_concurrent: int | None) -> int:
+def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None) -> int:
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
-    folder = folder.resolve()
+    folder = location(folder)
     manifest = Manifest.read(folder)
     if not (folder / "tuner.pkl").exists():
         raise ConfigError(f"{folder} has a manifest but Tune never started there; start it anew with "
@@ -170,6 +335,8 @@ def resume_sweep(folder: Path, *, address: str | None, max_concurrent: int | Non
         connect(address)
         resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,
                               max_concurrent or manifest.max_concurrent, manifest.max_failures)
+        check_gpus(resources)
+        check_reachable(folder)
         tuner = tune.Tuner.restore(str(folder), trainable=trainable(resources), resume_errored=True)
         if max_concurrent is not None:
             # Tuner.restore takes no TuneConfig; the restored one is the only place the limit lives

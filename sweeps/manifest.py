@@ -1,4 +1,8 @@
-"""A sweep's folder: its manifest (what was asked for) and the lock that keeps a second driver off it."""
+"""A sweep's folder: its manifest (what was asked for) and the lock that keeps a second driver off it.
+
+The folder is a local or network path or a `pyarrow.fs` URI (`sweeps.storage`); the lock is an `flock`,
+so it guards sweeps on a local or network filesystem only (a bucket has no lock).
+"""
 from __future__ import annotations
 
 import fcntl
@@ -7,10 +11,10 @@ import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from lopmodels.registry import ConfigError
+from sweeps.storage import StoragePath, local_path, write_text_atomic
 
 MANIFEST = "lop-sweep.json"
 LOCK = "lop-driver.lock"
@@ -36,14 +40,12 @@ class Manifest:
     data_hash: dict[str, str]
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
-    def write(self, folder: Path) -> None:
+    def write(self, folder: StoragePath) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, folder / MANIFEST)
+        write_text_atomic(folder / MANIFEST, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def read(cls, folder: Path) -> "Manifest":
+    def read(cls, folder: StoragePath) -> "Manifest":
         path = folder / MANIFEST
         if not path.is_file():
             raise ConfigError(f"{folder} is not a sweep (no {MANIFEST}); give the folder that `lop sweep run` "
@@ -51,18 +53,24 @@ class Manifest:
         return cls(**json.loads(path.read_text()))
 
 
-def is_sweep(folder: Path) -> bool:
+def is_sweep(folder: StoragePath) -> bool:
     return (folder / MANIFEST).is_file()
 
 
 class DriverLock:
-    """An exclusive `flock` on the sweep folder, held while a driver runs it (released by the OS if it dies)."""
+    """An exclusive `flock` on the sweep folder, held while a driver runs it (released by the OS if it dies).
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK
+    Storage in a bucket has no lock: one driver per sweep is then the user's to keep.
+    """
+
+    def __init__(self, folder: StoragePath) -> None:
+        local = local_path(folder)
+        self.path = local / LOCK if local is not None else None
         self._file: IO[str] | None = None
 
     def __enter__(self) -> "DriverLock":
+        if self.path is None:
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
         try:

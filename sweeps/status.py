@@ -1,4 +1,7 @@
-"""`lop sweep status`: what a sweep's trials are doing, read from its files (no Ray, no running driver needed)."""
+"""`lop sweep status`: what a sweep's trials are doing, read from its files (no Ray, no running driver needed).
+
+The folder may be local, on a network filesystem, or at a `pyarrow.fs` URI (`sweeps.storage`).
+"""
 from __future__ import annotations
 
 import json
@@ -7,9 +10,13 @@ from pathlib import Path
 
 from analysis.load import RESULT_FILE, latest_attempts, read_rows
 from sweeps.manifest import LOCK, Manifest
+from sweeps.storage import StoragePath, local_path, location
 
 
-def snapshot_trials(folder: Path) -> list[dict]:
+DRIVER_STATES = {True: "running", False: "not running", None: "unknown (storage in a bucket has no driver lock)"}
+
+
+def snapshot_trials(folder: StoragePath) -> list[dict]:
     """Tune's record of each trial (id, status, config) in the newest experiment snapshot."""
     snapshots = sorted(folder.glob("experiment_state-*.json"))
     for snapshot in reversed(snapshots):  # the newest may be mid-rewrite: fall back to an older one
@@ -20,14 +27,18 @@ def snapshot_trials(folder: Path) -> list[dict]:
     return []
 
 
-def tune_states(folder: Path) -> dict[str, str]:
+def tune_states(folder: StoragePath) -> dict[str, str]:
     """trial id -> Tune's status (RUNNING in a snapshot whose driver is gone means interrupted)."""
     return {trial["trial_id"]: trial["status"] for trial in snapshot_trials(folder)}
 
 
-def driver_running(folder: Path) -> bool:
+def driver_running(folder: StoragePath) -> bool | None:
+    """Whether a driver holds the sweep's lock; None where there is no lock (storage in a bucket)."""
     import fcntl
-    lock = folder / LOCK
+    local = local_path(folder)
+    if local is None:
+        return None
+    lock = local / LOCK
     if not lock.exists():
         return False
     with open(lock) as handle:
@@ -39,9 +50,9 @@ def driver_running(folder: Path) -> bool:
     return False
 
 
-def sweep_status(path: Path) -> str:
+def sweep_status(path: str | Path) -> str:
     """A text report: counts by state, per-trial last task and accuracy, errors with their first line."""
-    folder = path.resolve()
+    folder = location(path)
     manifest = Manifest.read(folder)
     states = tune_states(folder)
     live = driver_running(folder)
@@ -53,7 +64,7 @@ def sweep_status(path: Path) -> str:
         rows = latest_attempts(read_rows(trial_dir / RESULT_FILE)) if trial_dir and (trial_dir / RESULT_FILE).exists() else []
         if rows and rows[-1].get("diverged"):
             state = "DIVERGED"
-        elif state == "RUNNING" and not live:
+        elif state == "RUNNING" and live is False:
             state = "INTERRUPTED"
         counts[state] += 1
         name = trial_dir.name if trial_dir else trial_id
@@ -72,7 +83,7 @@ def sweep_status(path: Path) -> str:
         counts["PENDING"] += pending
     summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     head = [f"sweep {manifest.sweep} ({manifest.title}), scale {manifest.scale}, {manifest.trials} trials at {folder}",
-            f"driver: {'running' if live else 'not running'}; {summary}"]
+            f"driver: {DRIVER_STATES[live]}; {summary}"]
     if counts["INTERRUPTED"] or counts["ERROR"] or (pending and not live):
         head.append(f"finish it with: lop sweep resume {folder}")
     return "\n".join(head + lines)
