@@ -27,3 +27,11 @@ def mnist(data_dir):
 def languages(data_dir):
     from trainables import data
     return data.load("languages", data_dir=data_dir)
+
+
+@pytest.fixture(scope="module")
+def ray_env(data_dir):
+    """Environment for `lop` driver subprocesses that start Ray; their leftovers are killed after the module."""
+    from tests.processes import ray_environment
+    with ray_environment(data_dir) as env:
+        yield env

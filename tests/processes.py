@@ -5,11 +5,17 @@ re-parented to it instead of to init, and can be found as its descendants.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -73,3 +79,26 @@ def _reap() -> None:
             return
         if pid == 0:
             return
+
+
+LOP = [sys.executable, "-m", "sweeps.cli"]
+
+
+def lop(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the `lop` command as a user would, in a child process."""
+    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@contextlib.contextmanager
+def ray_environment(data_dir: Path) -> Iterator[dict[str, str]]:
+    """Environment for driver subprocesses: a short Ray temp dir of their own (Unix socket paths are short);
+    on exit every process they left behind is killed by PID."""
+    become_subreaper()
+    temp = Path(tempfile.mkdtemp(prefix="lopray", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(temp), "LOP_DATA_DIR": str(data_dir)}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        yield env
+    finally:
+        kill_descendants()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -1,18 +1,11 @@
 """`lop trial` and `lop data prepare` as a user runs them: records on disk, and exit 2 with one line on bad input."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-LOP = [sys.executable, "-m", "sweeps.cli"]
-
-
-def lop(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=600)
-
+from tests.processes import lop
 
 @pytest.fixture
 def env(data_dir, monkeypatch):

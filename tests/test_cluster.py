@@ -29,10 +29,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.processes import become_subreaper, descendants, kill_descendants
+from tests.processes import LOP, become_subreaper, descendants, kill_descendants
 
 ROOT = Path(__file__).resolve().parent.parent
-LOP = [sys.executable, "-m", "sweeps.cli"]
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 MACHINE_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]  # where and when, not what

@@ -498,7 +498,7 @@ def test_every_mitigation_runs_in_the_loop_and_resumes_exactly(name, args, model
                       epochs_per_task=1, batch_size=4, hidden=4, device="cpu", **({"seq_len": 8} if language else {}))
     data = synthetic["languages" if language else "mnist"]
 
-    straight, first = [], []
+    straight = []
     for record, state in run_stream(cfg, data):
         straight.append(record.as_dict())
         if record.task == 0:

@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -17,26 +13,7 @@ from analysis import figures
 from analysis.load import load_results
 from analysis.metrics import diagnostic_columns
 from analysis.report import write_report
-from tests.processes import become_subreaper, kill_descendants
-
-LOP = [sys.executable, "-m", "sweeps.cli"]
-
-
-def lop(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def ray_env(data_dir):
-    """Environment for driver subprocesses: a short Ray temp dir of its own; every process left behind is killed."""
-    become_subreaper()
-    temp = Path(tempfile.mkdtemp(prefix="lopray", dir="/tmp"))
-    env = {**os.environ, "RAY_TMPDIR": str(temp), "LOP_DATA_DIR": str(data_dir)}
-    env.pop("RAY_ADDRESS", None)
-    yield env
-    kill_descendants()
-    shutil.rmtree(temp, ignore_errors=True)
-
+from tests.processes import kill_descendants, lop
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_env) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from lopmodels.registry import ConfigError
 from sweeps.manifest import DriverLock, Manifest
 from sweeps.storage import UriPath, location, write_text_atomic
-from tests.test_sweeps import lop, ray_env  # noqa: F401  (ray_env is a fixture)
+from tests.processes import lop
 
 
 def test_uri_path_reads_writes_and_lists_like_pathlib(tmp_path):
@@ -45,7 +45,7 @@ def test_bad_storage_uri_exits_2(tmp_path):
     assert len(run.stderr.strip().splitlines()) == 1
 
 
-def test_sweep_through_a_file_uri(tmp_path, ray_env):  # noqa: F811
+def test_sweep_through_a_file_uri(tmp_path, ray_env):
     storage = f"file://{tmp_path}/results"
     run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "1", "--storage", storage, env=ray_env)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,9 +13,8 @@ import pytest
 
 from sweeps.base import SCALES
 from sweeps.registry import SWEEPS
-from tests.processes import become_subreaper, kill_descendants
+from tests.processes import kill_descendants, lop
 
-LOP = [sys.executable, "-m", "sweeps.cli"]
 TIMING_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]
 
 RESUME_DRIVER = """
@@ -33,22 +29,6 @@ sweep = Sweep(name="resumable", title="resume test",
 sys.exit(run_sweep(sweep, scale="paper", seeds=1, seed_start=0, arms=None, storage=Path(sys.argv[1]),
                    name=None, address=None, resources=Resources(max_concurrent=2), dry_run=False))
 """
-
-
-@pytest.fixture
-def ray_env(data_dir):
-    """Environment for a driver subprocess: its own short Ray temp dir; every process it leaves is killed."""
-    become_subreaper()
-    temp = Path(tempfile.mkdtemp(prefix="lopray", dir="/tmp"))
-    env = {**os.environ, "RAY_TMPDIR": str(temp), "LOP_DATA_DIR": str(data_dir)}
-    env.pop("RAY_ADDRESS", None)
-    yield env
-    kill_descendants()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
-def lop(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_smoke_sweep_end_to_end(tmp_path, ray_env):
