@@ -30,6 +30,7 @@ from ray import tune  # noqa: E402
 from ray.tune.logger import JsonLoggerCallback  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
+from analysis.load import load_results  # noqa: E402
 from lopmodels.registry import ConfigError  # noqa: E402
 from sweeps.base import Sweep, Trial, estimated_cpu_seconds  # noqa: E402
 from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
@@ -323,6 +324,16 @@ def check_configs(folder: StoragePath, manifest: Manifest) -> None:
                               f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
 
 
+def tasks_finished(folder: StoragePath) -> dict[str, int]:
+    """Tasks each trial has finished so far, so a resumed sweep's progress line starts where it stopped."""
+    try:
+        records = load_results(folder)
+    except ConfigError:  # no finished epoch yet
+        return {}
+    last_epochs = records[records["epoch"] == records["epochs_per_task"] - 1]
+    return (last_epochs.groupby("trial_id")["task"].max() + 1).to_dict()
+
+
 def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None) -> int:
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
     folder = location(folder)
@@ -338,8 +349,11 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         check_gpus(resources)
         check_reachable(folder)
         tuner = tune.Tuner.restore(str(folder), trainable=trainable(resources), resume_errored=True)
+        # Tuner.restore takes no TuneConfig or RunConfig: the restored ones are the only place these live
         if max_concurrent is not None:
-            # Tuner.restore takes no TuneConfig; the restored one is the only place the limit lives
             tuner._local_tuner._tune_config.max_concurrent_trials = max_concurrent
+        run_config = tuner._local_tuner._run_config
+        run_config.callbacks = [Progress(manifest.tasks, tasks_finished(folder)) if isinstance(c, Progress) else c
+                                for c in run_config.callbacks]
         echo(f"resuming sweep {manifest.sweep} at {folder}: {manifest.trials} trials")
         return summarize(folder, tuner.fit())

@@ -13,9 +13,9 @@ PRINT_EVERY_SECONDS = 5.0
 class Progress(tune.Callback):
     """Prints a line when a task or trial finishes (at most every few seconds), and every trial error."""
 
-    def __init__(self, total_tasks: int) -> None:
+    def __init__(self, total_tasks: int, tasks_done: dict[str, int] | None = None) -> None:
         self.total_tasks = total_tasks
-        self.tasks_done: dict[str, int] = {}
+        self.tasks_done: dict[str, int] = dict(tasks_done or {})  # trial id -> tasks finished (a resume's start)
         self.started = time.monotonic()
         self.last_print = 0.0
 
