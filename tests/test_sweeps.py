@@ -13,6 +13,7 @@ import pytest
 
 from sweeps.base import SCALES
 from sweeps.registry import SWEEPS
+from sweeps.manifest import DriverLock, Manifest
 from tests.processes import kill_descendants, lop
 
 TIMING_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]
@@ -23,7 +24,7 @@ from pathlib import Path
 from sweeps.base import Sweep
 from sweeps.launch import Resources, run_sweep
 sweep = Sweep(name="resumable", title="resume test",
-              base={"model": "mlp", "stream": "mnist-reshuffle", "tasks": 6, "epochs_per_task": 3,
+              base={"model": "mlp", "stream": "mnist-reshuffle", "tasks": 10, "epochs_per_task": 3,
                     "train_limit": 20000, "test_limit": 1000, "batch_size": 1000},
               arms={"wide": {"hidden": 32}, "narrow": {"hidden": 8}})
 sys.exit(run_sweep(sweep, scale="paper", seeds=1, seed_start=0, arms=None, storage=Path(sys.argv[1]),
@@ -82,8 +83,6 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = tmp_path / "killed" / "resumable"
     wait_for_checkpointed_task(folder)
-    second = lop("sweep", "resume", str(folder), env=ray_env)
-    assert second.returncode == 2 and "another driver" in second.stderr
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     kill_descendants()
@@ -92,7 +91,7 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
     assert status.returncode == 0 and "lop sweep resume" in status.stdout, status.stdout
     partial = lop("results", "export", str(folder), "--out", str(tmp_path / "partial.parquet"), env=ray_env)
     assert partial.returncode == 0, partial.stderr
-    assert len(pd.read_parquet(tmp_path / "partial.parquet")) < 2 * 6 * 3
+    assert len(pd.read_parquet(tmp_path / "partial.parquet")) < 2 * 10 * 3
 
     resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -103,7 +102,7 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
         assert lop("results", "export", str(tmp_path / name / "resumable"), "--out", str(out)).returncode == 0
         frames.append(pd.read_parquet(out).drop(columns=TIMING_COLUMNS).sort_values(keys).reset_index(drop=True))
     straight, killed = frames
-    assert len(straight) == 2 * 6 * 3
+    assert len(straight) == 2 * 10 * 3
     pd.testing.assert_frame_equal(killed, straight)
 
 
@@ -119,6 +118,19 @@ sweep = Sweep(name="diverging", title="divergence test",
 sys.exit(run_sweep(sweep, scale="paper", seeds=1, seed_start=0, arms=None, storage=Path(sys.argv[1]),
                    name=None, address=None, resources=Resources(max_failures=3), dry_run=False))
 """
+
+
+def test_a_second_driver_is_refused(tmp_path):
+    """While one process holds a sweep's driver lock, `resume` from another process exits 2 and touches nothing."""
+    folder = tmp_path / "locked"
+    Manifest(sweep="fig1", title="t", scale="smoke", arms=["mlp"], seeds=1, seed_start=0, trials=1, tasks=2,
+             cpus_per_trial=1, gpus_per_trial=0, max_concurrent=None, max_failures=0, code_version="x",
+             data_hash={}).write(folder)
+    (folder / "tuner.pkl").write_bytes(b"")
+    with DriverLock(folder):
+        second = lop("sweep", "resume", str(folder))
+    assert second.returncode == 2 and "another driver" in second.stderr, second.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["lop-driver.lock", "lop-sweep.json", "tuner.pkl"]
 
 
 def test_diverged_trial_ends_normally_is_counted_and_a_broken_config_refuses_resume(tmp_path, ray_env):
