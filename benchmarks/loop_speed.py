@@ -33,6 +33,7 @@ descheduled), so compare numbers taken on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -89,7 +90,7 @@ def forward_flops(cfg: TrialConfig, split: Split, num_classes: int) -> float:
     h = cfg.hidden
     if cfg.model == "mlp":
         widths = [IMAGE_ROWS * IMAGE_ROWS] + [h] * cfg.hidden_layers + [num_classes]
-        return 2.0 * samples * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        return 2.0 * samples * sum(a * b for a, b in itertools.pairwise(widths))
     gates = {"lstm": 4, "gru": 3}[cfg.model]
     if split.lengths is None:
         steps, width = samples * IMAGE_ROWS, IMAGE_ROWS
