@@ -35,3 +35,13 @@ def ray_env(data_dir):
     from tests.processes import ray_environment
     with ray_environment(data_dir) as env:
         yield env
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny tensors: a second intra-op thread only adds spin-waiting."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,13 +18,7 @@ from lopmodels.units import outgoing_magnitude, replace_units
 IMAGE = ModelSpec("image", 10, hidden=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: a second intra-op thread only adds spin-waiting (badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 TOKENS = ModelSpec("tokens", 3, hidden=4, embed=6, vocab_size=20)
 NETS = {  # id -> (model, spec)
     "mlp": ("mlp", IMAGE),
