@@ -100,6 +100,19 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--train-limit", type=int, default=None, help="A fixed class-balanced training subset.")
 @click.option("--test-limit", type=int, default=None, help="A fixed class-balanced test subset.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--readout", default="state", show_default=True,
+              help="Recurrent models: state, or the reference's last-position (out[:, -1]); docs/protocols.md.")
+@click.option("--pair-sampling", default="distinct", show_default=True,
+              help="Binary streams: distinct, or the reference's with-replacement (MNIST) "
+                   "or cycle-ordered (languages).")
+@click.option("--pixels", default="normalized", show_default=True,
+              help="MNIST: normalized, or the reference's raw (0-255).")
+@click.option("--head", default="task", show_default=True,
+              help="Binary streams: task (2 outputs), or the reference's all-classes (one per stream class).")
+@click.option("--test-split", default="fixed", show_default=True,
+              help="Language streams: fixed, or the reference's resplit (train and test re-split per task).")
+@click.option("--match-steps", is_flag=True,
+              help="Language streams: raise the epochs per task to the paper's optimiser steps (not with --epochs).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -109,7 +122,8 @@ def trial(model: str, stream: str, mitigation: str, sets: tuple[str, ...], tasks
           epochs: int | None, seed: int, stream_seed: int, hidden: int | None, embed: int | None,
           seq_len: int | None, tokenizer: str, vocab_size: int, languages: str | None,
           batch_size: int | None, lr: float | None, train_limit: int | None, test_limit: int | None,
-          device: str, threads: int | None, data_dir: Path | None, out: Path) -> None:
+          device: str, readout: str, pair_sampling: str, pixels: str, head: str, test_split: str,
+          match_steps: bool, threads: int | None, data_dir: Path | None, out: Path) -> None:
     """Run one trial in this process (no Ray) and write its per-epoch records to --out."""
     from trainables.config import TrialConfig
     from trainables.loop import resolve_device
@@ -120,7 +134,11 @@ def trial(model: str, stream: str, mitigation: str, sets: tuple[str, ...], tasks
         seq_len=seq_len, tokenizer=tokenizer, vocab_size=vocab_size,
         languages=tuple(c.strip() for c in languages.split(",")) if languages else None,
         batch_size=batch_size, lr=lr, train_limit=train_limit, test_limit=test_limit, device=device,
+        readout=readout, pair_sampling=pair_sampling, pixels=pixels, head=head, test_split=test_split,
+        match_steps=match_steps,
     )
+    if match_steps and epochs is not None:
+        raise ConfigError("--match-steps sets the epochs per task from the data; drop --epochs or --match-steps")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist or is not writable")
     if out.suffix != ".parquet":
@@ -143,23 +161,27 @@ def sweep() -> None:
 @sweep.command("list")
 def sweep_list() -> None:
     """Every sweep with its title, arms, and trial count and rough CPU cost per scale."""
-    from sweeps.base import SCALES, DEFAULT_SEEDS, estimated_cpu_seconds
+    from sweeps.base import SCALES, estimated_cpu_seconds, replicate_counts
     from sweeps.registry import SWEEPS
     for name, entry in SWEEPS.items():
         arms = list(entry.arms)
         shown = ", ".join(arms) if len(arms) <= 16 else ", ".join(arms[:8]) + f", ... ({len(arms)} arms)"
-        click.echo(f"{name:<8} {entry.title}")
-        click.echo(f"         arms: {shown}")
+        click.echo(f"{name:<11} {entry.title}")
+        click.echo(f"            arms: {shown}")
         for scale in SCALES:
-            trials = entry.trials(scale, DEFAULT_SEEDS)
+            trials = entry.trials(scale)
             hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
-            click.echo(f"         {scale:<6} {len(trials):>3} trials ({DEFAULT_SEEDS} seeds), ~{hours:.2f} CPU-hours")
+            replicates = "/".join(str(c) for c in sorted(set(replicate_counts(trials).values())))
+            click.echo(f"            {scale:<6} {len(trials):>4} trials ({replicates} replicates per arm), "
+                       f"~{hours:,.1f} CPU-hours")
 
 
 @sweep.command("run")
 @click.argument("name")
 @click.option("--scale", default="paper", show_default=True, help="paper, small or smoke.")
-@click.option("--seeds", type=int, default=5, show_default=True, help="Replicates; replicate k uses seed = stream seed = k.")
+@click.option("--seeds", type=int, default=None,
+              help="Replicates per arm (default: 10 for MLP arms, 5 for the others); replicate k uses "
+                   "seed = stream seed = k.")
 @click.option("--seed-start", type=int, default=0, show_default=True)
 @click.option("--arms", default=None, help="Comma-separated subset of the sweep's arms.")
 @click.option("--storage", default="lop-results", show_default=True,
@@ -174,7 +196,7 @@ def sweep_list() -> None:
               help="Retries of a failed trial (a lost node, a crash), each from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the trials; run nothing, write nothing.")
 @friendly_errors
-def sweep_run(name: str, scale: str, seeds: int, seed_start: int, arms: str | None, storage: str,
+def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: str | None, storage: str,
               experiment: str | None, address: str | None, cpus_per_trial: float, gpus_per_trial: float,
               max_concurrent: int | None, max_failures: int, dry_run: bool) -> None:
     """Run every trial of sweep NAME as one Tune experiment at STORAGE/NAME."""

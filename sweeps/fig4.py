@@ -1,12 +1,12 @@
-"""Figure 4: MNIST label reshuffle with mitigations (MLP)."""
+"""Figure 4: MNIST label reshuffle with mitigations (MLP), beside the `reset` control."""
 from sweeps.base import Sweep, register_sweep
 from sweeps.mitigation_arms import MNIST_ARMS
-from sweeps.scales import MNIST_NOTES, MNIST_RESHUFFLE_SMALL, MNIST_SMOKE
+from sweeps.scales import MNIST_NOTES, STANDARD
 
 FIG4 = register_sweep(Sweep(
     name="fig4", title="MNIST label reshuffle with mitigations (MLP)",
     base={"model": "mlp", "stream": "mnist-reshuffle"},
     arms=MNIST_ARMS,
-    scales={"small": MNIST_RESHUFFLE_SMALL, "smoke": MNIST_SMOKE},
+    scales=STANDARD,
     notes=MNIST_NOTES,
 ))

@@ -32,7 +32,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 
 from analysis.load import load_results  # noqa: E402
 from lopmodels.registry import ConfigError  # noqa: E402
-from sweeps.base import Sweep, Trial, estimated_cpu_seconds  # noqa: E402
+from sweeps.base import Sweep, Trial, estimated_cpu_seconds, replicate_counts  # noqa: E402
 from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.status import snapshot_trials  # noqa: E402
@@ -74,7 +74,9 @@ def echo(line: str) -> None:
 
 def describe(trials: list[Trial]) -> str:
     hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
-    return f"{len(trials)} trials, roughly {hours:.2f} CPU-hours on a 2-core CPU"
+    counts = sorted(set(replicate_counts(trials).values()))
+    replicates = " or ".join(str(c) for c in counts)
+    return f"{len(trials)} trials ({replicates} replicates per arm), roughly {hours:.2f} CPU-hours on a 2-core CPU"
 
 
 def trial_name(trial: tune.experiment.Trial) -> str:
@@ -260,7 +262,7 @@ def tune_callbacks(total_tasks: int) -> list[tune.Callback]:
     return [Progress(total_tasks), JsonLoggerCallback()]
 
 
-def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: list[str] | None,
+def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, arms: list[str] | None,
               storage: str | Path, name: str | None, address: str | None, resources: Resources,
               dry_run: bool) -> int:
     """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
@@ -287,7 +289,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int, seed_start: int, arms: li
     with DriverLock(folder):
         manifest = Manifest(
             sweep=sweep.name, title=sweep.title, scale=scale, arms=sorted({t.arm for t in trials}),
-            seeds=seeds, seed_start=seed_start, trials=len(trials),
+            seeds=seeds, seed_start=seed_start, trials=len(trials), arm_seeds=replicate_counts(trials),
             tasks=sum(t.config.resolved().tasks for t in trials),
             cpus_per_trial=resources.cpus_per_trial, gpus_per_trial=resources.gpus_per_trial,
             max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,

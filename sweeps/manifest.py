@@ -28,7 +28,7 @@ class Manifest:
     title: str
     scale: str
     arms: list[str]
-    seeds: int
+    seeds: int | None  # --seeds; None: each arm its default number (`arm_seeds`)
     seed_start: int
     trials: int
     tasks: int  # tasks summed over all trials: the denominator of the progress line
@@ -39,6 +39,11 @@ class Manifest:
     code_version: str
     data_hash: dict[str, str]
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    arm_seeds: dict[str, int] = field(default_factory=dict)  # replicates per arm (empty in older manifests)
+
+    def replicates(self, arm: str) -> range:
+        """The seeds (= stream seeds) that `arm` was asked to run."""
+        return range(self.seed_start, self.seed_start + self.arm_seeds.get(arm, self.seeds or 0))
 
     def write(self, folder: StoragePath) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 from lopmodels import MODELS
 from sweeps.base import Sweep, register_sweep
 from sweeps.mitigation_arms import ALL_ARMS
-from sweeps.scales import MNIST_SMOKE
+from sweeps.scales import STANDARD
 from trainables.streams import STREAMS
 
 PAIRS = [(m, s) for m in MODELS.names() for s in STREAMS.names() if not (m == "mlp" and STREAMS[s].is_language)]
@@ -12,8 +12,9 @@ MITIGATIONS_SWEEP = register_sweep(Sweep(
     base={},
     arms={f"{model}-{stream}-{label}": {"model": model, "stream": stream, **fields}
           for model, stream in PAIRS for label, fields in ALL_ARMS.items()},
-    scales={"small": {"tasks": 10, "epochs_per_task": 5}, "smoke": MNIST_SMOKE},
+    scales=STANDARD,
     notes={"paper": "the paper's tasks and epochs for every arm: a large grid, GPU work",
-           "small": "10 tasks x 5 epochs per arm: a first look at which mitigation helps which model",
+           "small": "the paper's per-task training, fewer tasks (25 MNIST, 50 language): which mitigation "
+                    "helps which model",
            "smoke": "seconds per trial: checks that every combination runs"},
 ))

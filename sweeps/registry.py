@@ -1,5 +1,5 @@
 """Every built-in sweep: one import line each (no directory auto-import)."""
 from sweeps.base import SWEEPS
-from sweeps import fig1, fig2, fig3, fig4, fig5, fig6, table1, mitigations  # noqa: F401  (registers the sweeps)
+from sweeps import fig1, fig2, fig3, fig4, fig5, fig6, table1, mitigations, artefacts  # noqa: F401  (registers the sweeps)
 
 __all__ = ["SWEEPS"]
