@@ -8,8 +8,11 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from lopmodels.registry import ConfigError, Registry
+from lopmodels.registry import ConfigError, Registry, check_choice
 from lopmodels.units import UnitLayer
+
+
+READOUTS = ("state", "last-position")
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,12 @@ class ModelSpec:
     embed: int | None = None  # token embedding size (tokens only)
     vocab_size: int | None = None  # tokens only
     hidden_layers: int = 2  # MLP depth
+    # what the classifier of a recurrent model reads: "state" (the forward state at the true last token and
+    # the backward state at the first) or "last-position" (the reference's `out[:, -1]` of the padded batch)
+    readout: str = "state"
 
     def __post_init__(self) -> None:
+        check_choice("readout", self.readout, READOUTS)
         for name in ("num_classes", "hidden", "hidden_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
@@ -33,12 +40,22 @@ class ModelSpec:
             raise ConfigError("a token model needs a positive vocab_size and embed")
 
 
+class UnitSteps(NamedTuple):
+    """Every unit's value at every time step, for diagnostics that look at single steps (saturation)."""
+
+    values: dict[str, torch.Tensor]  # UnitLayer.name -> [B, T, units]; an MLP has one step (T = 1)
+    valid: torch.Tensor  # [B, T] bool: the steps that read a real token (not padding)
+
+
 class Forward(NamedTuple):
     """A forward pass that also exposes the hidden units (for CBP, ReDo and diagnostics)."""
 
     logits: torch.Tensor  # [B, num_classes]
-    activations: dict[str, torch.Tensor]  # UnitLayer.name -> [B, units]: one value per sample and unit
-    features: torch.Tensor  # [B, F]: the last hidden representation, the classifier's input
+    # UnitLayer.name -> [B, units]: each unit's activity per sample, mean |h_t| over the sample's valid steps
+    # (Dohare et al. 2024, Sokar et al. 2023); an MLP unit has one step, its ReLU output
+    activations: dict[str, torch.Tensor]
+    features: torch.Tensor  # [B, F]: the classifier's input
+    steps: UnitSteps | None = None  # only when `forward_units(..., steps=True)`: the training path skips it
 
 
 class LopModel(nn.Module):
@@ -47,7 +64,9 @@ class LopModel(nn.Module):
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_units(inputs, lengths).logits
 
-    def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> Forward:
+    def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None,
+                      steps: bool = False) -> Forward:
+        """Logits, unit activities and features; with `steps`, also every unit's value at every step."""
         raise NotImplementedError
 
     def unit_layers(self) -> tuple[UnitLayer, ...]:

@@ -1,12 +1,15 @@
 """Plasticity diagnostics of a network on a fixed probe batch, through the unit map (every model gets them).
 
 Each function returns a 0-d tensor, so the loop can fold them into its one host sync per epoch.
+Definitions and their reasons: docs/diagnostics.md.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from lopmodels.base import LopModel
+from lopmodels.base import LopModel, UnitSteps
 
 DIAGNOSTICS = ("dead_fraction", "saturated_fraction", "effective_rank", "stable_rank", "weight_magnitude",
                "grad_norm")
@@ -14,44 +17,57 @@ SATURATION = 0.99
 NAN = float("nan")
 
 
-def _fraction(net: LopModel, activations: dict[str, torch.Tensor], kind: str, test) -> torch.Tensor:
-    """Fraction of the units of every `kind` layer for which `test(activation)` holds on every probe sample."""
+def _unit_fraction(net: LopModel, kind: str, flags: Callable[[str], torch.Tensor]) -> torch.Tensor:
+    """Share of the units of every `kind` layer for which `flags(layer name)` ([units] bool) holds."""
     layers = [layer for layer in net.unit_layers() if layer.activation == kind]
     if not layers:
         return torch.tensor(NAN)
-    flags = torch.cat([test(activations[layer.name]).all(dim=0) for layer in layers])
-    return flags.float().mean()
+    return torch.cat([flags(layer.name) for layer in layers]).float().mean()
 
 
 def dead_fraction(net: LopModel, activations: dict[str, torch.Tensor]) -> torch.Tensor:
     """ReLU units never active on the probe batch (nan for a model without ReLU units)."""
-    return _fraction(net, activations, "relu", lambda a: a <= 0)
+    return _unit_fraction(net, "relu", lambda name: (activations[name] <= 0).all(dim=0))
 
 
-def saturated_fraction(net: LopModel, activations: dict[str, torch.Tensor]) -> torch.Tensor:
-    """tanh-like units with |activation| > 0.99 on every probe sample: the recurrent form of a dead unit."""
-    return _fraction(net, activations, "tanh", lambda a: a.abs() > SATURATION)
+def saturated_fraction(net: LopModel, steps: UnitSteps) -> torch.Tensor:
+    """tanh-like units with |h_t| > 0.99 at every valid time step of every probe sample (nan without such units).
+
+    The recurrent form of a dead unit: such a unit passes almost no gradient on any input. Measured per
+    step, not on the time-mean, which would miss a unit that alternates between +1 and -1.
+    """
+    def always_saturated(name: str) -> torch.Tensor:
+        saturated = (steps.values[name].abs() > SATURATION) | ~steps.valid[..., None]  # padding: no evidence
+        return saturated.flatten(0, 1).all(dim=0)
+
+    return _unit_fraction(net, "tanh", always_saturated)
 
 
-def _singular_values(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Singular values, and whether they mean anything: a diverged network's features are not finite,
-    and an SVD of those would raise; it is taken of zeros instead and the result marked nan (no host sync)."""
+def _rank(features: torch.Tensor, of_singular_values: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """A rank of `features` from its singular values, with one convention for the degenerate cases.
+
+    Collapsed (every feature zero): 0, the rank of the zero matrix, in every rank. Diverged (a feature not
+    finite): nan; an SVD of those would raise, so it is taken of zeros instead (no host sync).
+    """
     finite = torch.isfinite(features).all()
-    return torch.linalg.svdvals(torch.where(finite, features, 0.0).double()), finite
+    sigma = torch.linalg.svdvals(torch.where(finite, features, 0.0).double())
+    collapsed = sigma[0] == 0  # the largest singular value: zero only for the zero matrix
+    value = torch.where(collapsed, 0.0, of_singular_values(sigma))
+    return torch.where(finite, value, NAN).float()
 
 
 def effective_rank(features: torch.Tensor) -> torch.Tensor:
     """exp(H(p)), p = sigma / sum(sigma) the normalised singular values (Roy & Vetterli, 2007)."""
-    sigma, finite = _singular_values(features)
-    p = sigma / sigma.sum().clamp_min(1e-300)
-    entropy = -(p * torch.log(p.clamp_min(1e-300))).sum()
-    return torch.where(finite, torch.exp(entropy), NAN).float()
+    def erank(sigma: torch.Tensor) -> torch.Tensor:
+        p = sigma / sigma.sum().clamp_min(1e-300)
+        return torch.exp(-(p * torch.log(p.clamp_min(1e-300))).sum())
+
+    return _rank(features, erank)
 
 
 def stable_rank(features: torch.Tensor) -> torch.Tensor:
     """||F||_F^2 / ||F||_2^2: squared Frobenius norm over squared spectral norm."""
-    sigma, finite = _singular_values(features)
-    return torch.where(finite, (sigma**2).sum() / (sigma[0] ** 2).clamp_min(1e-300), NAN).float()
+    return _rank(features, lambda sigma: (sigma**2).sum() / (sigma[0] ** 2).clamp_min(1e-300))
 
 
 def weight_magnitude(net: LopModel) -> torch.Tensor:
@@ -71,9 +87,9 @@ def probe(net: LopModel, inputs: torch.Tensor, lengths: torch.Tensor | None) -> 
     """The probe-batch diagnostics, in `DIAGNOSTICS` order without `grad_norm`."""
     was_training = net.training
     net.eval()
-    forward = net.forward_units(inputs, lengths)
+    forward = net.forward_units(inputs, lengths, steps=True)
     net.train(was_training)
     device = forward.features.device
-    values = [dead_fraction(net, forward.activations), saturated_fraction(net, forward.activations),
+    values = [dead_fraction(net, forward.activations), saturated_fraction(net, forward.steps),
               effective_rank(forward.features), stable_rank(forward.features), weight_magnitude(net)]
     return [v.to(device=device, dtype=torch.float32) for v in values]

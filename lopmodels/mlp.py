@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lopmodels.base import Forward, LopModel, ModelSpec, MODELS, linear_bound
+from lopmodels.base import Forward, LopModel, ModelSpec, MODELS, UnitSteps, linear_bound
 from lopmodels.registry import ConfigError
 from lopmodels.units import Slice, UnitLayer
 
@@ -19,19 +19,27 @@ class MLP(LopModel):
         super().__init__()
         if spec.input_kind != "image":
             raise ConfigError("model 'mlp' reads images only; use 'lstm' or 'gru' for language streams")
+        if spec.readout != "state":
+            raise ConfigError(f"model 'mlp' has no time steps, so readout {spec.readout!r} does not apply; "
+                              "use readout 'state' (or model 'lstm' or 'gru')")
         widths = [IMAGE_PIXELS] + [spec.hidden] * spec.hidden_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.head = nn.Linear(spec.hidden, spec.num_classes)
         self._fan_in = {f"hidden.{i}": layer.in_features for i, layer in enumerate(self.hidden)}
         self._fan_in["head"] = spec.hidden
 
-    def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> Forward:
+    def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None,
+                      steps: bool = False) -> Forward:
         x = inputs.reshape(inputs.shape[0], -1)
         activations = {}
         for i, layer in enumerate(self.hidden):
             x = torch.relu(layer(x))
-            activations[f"hidden.{i}"] = x
-        return Forward(self.head(x), activations, x)
+            activations[f"hidden.{i}"] = x  # a ReLU output is its own |h|
+        unit_steps = None
+        if steps:  # one step per sample
+            unit_steps = UnitSteps({name: a[:, None] for name, a in activations.items()},
+                                   torch.ones(x.shape[0], 1, dtype=torch.bool, device=x.device))
+        return Forward(self.head(x), activations, x, unit_steps)
 
     def unit_layers(self) -> tuple[UnitLayer, ...]:
         layers = []

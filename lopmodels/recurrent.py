@@ -1,8 +1,17 @@
 """Bidirectional one-layer recurrent classifiers (LSTM, GRU) over image rows or embedded tokens.
 
-The readout is the forward state at each sequence's true last token and the backward state at its
-first (`h_n` of a packed sequence), never `out[:, -1]`, which for a padded batch is a padding position
-and for the backward direction has read a single token.
+Two readouts (`ModelSpec.readout`):
+- "state" (ours): the forward state at each sequence's true last token and the backward state at its
+  first (`h_n` of a packed sequence), so padding never enters the computation.
+- "last-position" (the reference code's, `mak2508/recurrent-lop`): the recurrent layer runs over the
+  padded batch without packing and the classifier reads `out[:, -1]`. For a padded sentence that is a
+  padding position, whose forward half has read the padding after the sentence and whose backward half
+  has read one padding token; for a full-length sequence (every image) the forward half equals "state"'s
+  and the backward half has read only the last token.
+
+A unit's activity (`Forward.activations`, for CBP, ReDo and the diagnostics) is the mean of |h_t| over the
+sample's valid (non-padding) time steps under either readout (Dohare et al. 2024, Sokar et al. 2023): the
+mean of h itself would under-rate a unit whose sign alternates.
 """
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lopmodels.base import Forward, LopModel, ModelSpec, linear_bound
+from lopmodels.base import Forward, LopModel, ModelSpec, UnitSteps, linear_bound
 from lopmodels.units import Slice, UnitLayer
 
 IMAGE_ROW = 28  # an image is a sequence of 28 rows of 28 pixels
@@ -20,7 +29,7 @@ DIRECTIONS = ("forward", "reverse")
 
 
 class BidirectionalClassifier(LopModel):
-    """Embedding (tokens only) -> bidirectional `cell` -> linear head on [h_forward, h_backward]."""
+    """Embedding (tokens only) -> bidirectional `cell` -> linear head on the readout of both directions."""
 
     cell: type[nn.RNNBase]
     gates: int  # gate blocks per unit in the weight matrices: 4 for an LSTM (i, f, g, o), 3 for a GRU (r, z, n)
@@ -28,6 +37,7 @@ class BidirectionalClassifier(LopModel):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.hidden_size = spec.hidden
+        self.readout = spec.readout
         if spec.input_kind == "tokens":
             self.embedding: nn.Embedding | None = nn.Embedding(spec.vocab_size, spec.embed)
             input_size = spec.embed
@@ -38,30 +48,42 @@ class BidirectionalClassifier(LopModel):
         self.head = nn.Linear(2 * spec.hidden, spec.num_classes)
 
     def _run(self, inputs: torch.Tensor, lengths: torch.Tensor | None):
-        """The recurrent layer's output (a tensor, or a PackedSequence when lengths vary) and h_n [2, B, H]."""
+        """The recurrent layer's output (a PackedSequence when packed, else [B, T, 2H]) and the features."""
         x = self.embedding(inputs) if self.embedding is not None else inputs
+        if self.readout == "last-position":
+            out, _ = self.rnn(x)  # the padded batch, unpacked, as the reference runs it
+            return out, out[:, -1]
         if lengths is not None:
             # lengths stay on the CPU (the loop indexes a CPU copy), so packing costs no host sync
             x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.rnn(x)
         h_n = state[0] if isinstance(state, tuple) else state
-        return out, h_n
+        return out, torch.cat((h_n[0], h_n[1]), dim=1)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        _, h_n = self._run(inputs, lengths)
-        return self.head(torch.cat((h_n[0], h_n[1]), dim=1))
+        return self.head(self._run(inputs, lengths)[1])
 
-    def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> Forward:
-        out, h_n = self._run(inputs, lengths)
-        features = torch.cat((h_n[0], h_n[1]), dim=1)
-        if lengths is None:
-            mean_state = out.mean(dim=1)
+    def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None,
+                      steps: bool = False) -> Forward:
+        out, features = self._run(inputs, lengths)
+        if isinstance(out, torch.Tensor):
+            padded = out
         else:
-            padded, _ = pad_packed_sequence(out, batch_first=True)  # zeros at padding positions
-            mean_state = padded.sum(dim=1) / lengths.to(padded.device, padded.dtype)[:, None]
+            padded, _ = pad_packed_sequence(out, batch_first=True)  # [B, longest length, 2H]
         H = self.hidden_size
-        activations = {"rnn.forward": mean_state[:, :H], "rnn.reverse": mean_state[:, H:]}
-        return Forward(self.head(features), activations, features)
+        if lengths is None:  # every step is valid
+            activity = padded.abs().mean(dim=1)
+            valid = torch.ones(padded.shape[:2], dtype=torch.bool, device=padded.device) if steps else None
+        else:
+            lengths = lengths.to(padded.device, non_blocking=True)
+            valid = torch.arange(padded.shape[1], device=padded.device)[None] < lengths[:, None]
+            # padding steps count zero (the unpacked "last-position" run has real values there)
+            activity = torch.where(valid[..., None], padded.abs(), 0.0).sum(dim=1) / lengths[:, None]
+        activations = {"rnn.forward": activity[:, :H], "rnn.reverse": activity[:, H:]}
+        unit_steps = None
+        if steps:
+            unit_steps = UnitSteps({"rnn.forward": padded[..., :H], "rnn.reverse": padded[..., H:]}, valid)
+        return Forward(self.head(features), activations, features, unit_steps)
 
     def unit_layers(self) -> tuple[UnitLayer, ...]:
         H = self.hidden_size

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lopmodels import ModelSpec, build_model
+from lopmodels.base import UnitSteps
 from lopmodels.diagnostics import (dead_fraction, effective_rank, gradient_norm, probe, saturated_fraction,
                                    stable_rank, weight_magnitude)
 
@@ -27,16 +28,40 @@ def test_two_dead_units_of_eight():
     inputs = torch.randn(64, 28, 28, generator=torch.Generator().manual_seed(1))
     activations = net.forward_units(inputs).activations
     assert dead_fraction(net, activations).item() == pytest.approx(2 / 8)
-    assert math.isnan(saturated_fraction(net, activations).item())  # an MLP has no tanh units
+    steps = net.forward_units(inputs, steps=True).steps
+    assert math.isnan(saturated_fraction(net, steps).item())  # an MLP has no tanh units
 
 
-def test_saturated_recurrent_units():
+def test_saturation_is_measured_at_every_valid_step():
     net = build_model("gru", ModelSpec("tokens", 2, hidden=3, embed=2, vocab_size=5), torch.Generator().manual_seed(0))
-    activations = {"rnn.forward": torch.tensor([[0.995, 0.2, -0.999], [-0.996, 0.999, -0.9999]]),
-                   "rnn.reverse": torch.tensor([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])}
-    # forward unit 0 (|h| > 0.99 on both samples) and unit 2; unit 1 is not saturated on sample 0: 2 of 6
-    assert saturated_fraction(net, activations).item() == pytest.approx(2 / 6)
-    assert math.isnan(dead_fraction(net, activations).item())
+    # [samples 2, steps 3, units 3]; sample 1's last step is padding
+    forward = torch.tensor([[[0.995, 0.999, 0.999], [-0.995, 0.999, 0.98], [0.995, 0.999, 0.999]],
+                            [[-0.995, 0.999, 0.999], [0.995, 0.999, 0.999], [0.0, 0.1, 0.999]]])
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    steps = UnitSteps({"rnn.forward": forward, "rnn.reverse": torch.full((2, 3, 3), 0.3)}, valid)
+    # unit 0 alternates in sign but |h_t| > 0.99 at every step (its time-mean is near 0): saturated;
+    # unit 1 is saturated at every valid step (its 0.1 is padding): saturated; unit 2 is at 0.98 once: not,
+    # though its mean |h| over sample 0's steps, 0.9927, is above 0.99.
+    # The reverse units never are: 2 of 6.
+    assert saturated_fraction(net, steps).item() == pytest.approx(2 / 6)
+    activity = {name: v.abs().mean(dim=1) for name, v in steps.values.items()}
+    assert math.isnan(dead_fraction(net, activity).item())
+
+
+def test_probe_counts_a_sign_alternating_saturated_unit():
+    """A real GRU whose single unit per direction is tanh(30 x_t) = +-1 at each token, alternating in sign."""
+    net = build_model("gru", ModelSpec("tokens", 2, hidden=1, embed=1, vocab_size=3), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.embedding.weight[:, 0] = torch.tensor([0.0, 1.0, -1.0])  # padding, +1, -1
+        for suffix in ("", "_reverse"):
+            getattr(net.rnn, f"bias_ih_l0{suffix}")[1] = -1e3  # update gate 0: h_t = n_t = tanh(30 x_t)
+            getattr(net.rnn, f"weight_ih_l0{suffix}")[2, 0] = 30.0
+    tokens, lengths = torch.tensor([[1, 2, 1, 2], [2, 1, 0, 0]]), torch.tensor([4, 2])
+    mean_state = net.forward_units(tokens, lengths, steps=True).steps.values["rnn.forward"][:, :2].mean(dim=1)
+    assert mean_state.abs().max() < 1e-6  # the time-mean over the first two steps is 0
+    assert probe(net, tokens, lengths)[1].item() == 1.0  # both units saturated at every valid step
 
 
 def test_effective_and_stable_rank_by_hand():
@@ -74,6 +99,14 @@ def test_probe_gives_every_value_for_every_model(name, kind):
     assert len(values) == 5
     assert all(v.dim() == 0 for v in values)
     assert 1.0 <= values[2].item() <= 5.0  # effective rank of a 5-sample representation
+
+
+def test_a_collapsed_representation_has_rank_zero_in_both_ranks():
+    zeros = torch.zeros(5, 4)
+    assert effective_rank(zeros).item() == 0.0 and stable_rank(zeros).item() == 0.0
+    tiny = torch.zeros(5, 4)
+    tiny[0, 0] = 1e-30  # not collapsed: one direction, rank 1
+    assert effective_rank(tiny).item() == pytest.approx(1.0) and stable_rank(tiny).item() == pytest.approx(1.0)
 
 
 def test_ranks_of_a_diverged_representation_are_nan_not_an_error():

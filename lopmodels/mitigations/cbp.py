@@ -6,6 +6,9 @@
         n     <- n + replacement_rate * #{j : age_j > maturity_threshold}
         replace the floor(n) mature units of lowest u_j / (1 - decay_rate^age_j); n <- n - floor(n)
 
+|h_j| is the unit's activity per sample (`Forward.activations`): an MLP unit's ReLU output, a recurrent
+unit's mean of |h_t| over the sample's valid time steps (the |h| of Dohare et al.'s utility, taken at each
+step; the mean of h_t itself would under-rate a unit whose sign alternates).
 A replaced unit gets what the unit map says (`lopmodels.units.replace_units`): fresh incoming weights,
 zero biases, zero outgoing weights, its optimizer state reset; its utility and age restart at zero.
 Every layer of units of every model (each MLP layer, each direction of a recurrent layer) is one layer.

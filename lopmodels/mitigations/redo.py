@@ -3,6 +3,9 @@
     s_j = mean_batch |h_j| / mean_k mean_batch |h_k|   (per layer of units)
     unit j is dormant when s_j <= tau; dormant units are replaced as in CBP (`lopmodels.units.replace_units`)
 
+|h_j| is the unit's activity per sample (`Forward.activations`): an MLP unit's ReLU output, a recurrent
+unit's mean of |h_t| over the sample's valid time steps (Sokar et al.'s expectation of |h| over inputs,
+taken at each step; the mean of h_t itself would under-rate a unit whose sign alternates).
 Checked on every `every_steps`-th optimizer step with that step's activations and, if `at_task_end`,
 at the end of every task with the activations of the task's last step.
 """

@@ -2,11 +2,15 @@
 
     w <- shrink * w + sigma * w_fresh,   w_fresh drawn from the model's own initialisation distribution
 
-`every="task"`: at the start of every task after the first (Ash & Adams warm-start each new task; the
-first task starts from a fresh initialisation already, so it is left alone). `every="step"`: after
-every optimizer step, the per-step form of Dohare et al. (2024); there `shrink` belongs close to 1
+`every="task"`: Ash & Adams's method, at the start of every task after the first (they warm-start each
+new task; the first task starts from a fresh initialisation already, so it is left alone).
+`every="step"`: the same formula after every optimizer step, a per-step variant of our own. It is NOT the
+per-step shrink-and-perturb of Dohare et al. (2024), which is weight decay inside the optimizer plus
+N(0, sigma^2) noise each step: that is the `noise` mitigation. Ours shrinks outside the optimizer (like a
+decoupled decay of 1 - shrink per step) and perturbs with sigma times a draw from the initialisation
+distribution (uniform for most parameters), not Gaussian noise. There `shrink` belongs close to 1
 (e.g. 1 - 1e-4) and `sigma` small, or the network is wiped out within a few steps. The optimizer state
-is left as it is, as in both papers.
+is left as it is under both schedules.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ SCHEDULES = ("task", "step")
 @MITIGATIONS.register("shrink-perturb")
 @dataclass
 class ShrinkPerturb(Mitigation):
-    """w <- shrink * w + sigma * w_fresh at each new task (`every="task"`) or after every step (`"step"`)."""
+    """w <- shrink * w + sigma * w_fresh at each new task (`every="task"`) or after every step (`"step"`, ours)."""
 
     shrink: float = 0.8  # in (0, 1]
     sigma: float = 0.01  # >= 0
