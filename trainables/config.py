@@ -2,18 +2,47 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lopmodels import MODELS, build_mitigation
+from lopmodels.base import READOUTS
 from lopmodels.registry import ConfigError, check_choice
-from trainables.streams import STREAMS, StreamSpec
+from trainables.streams import PAIR_SAMPLINGS, STREAMS, StreamSpec
 
 MODEL_HIDDEN = {"mlp": 25, "lstm": 25, "gru": 64}  # the paper's widths
 TOKENIZERS = ("bpe", "char")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 IMAGE_ROWS = 28
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A protocol switch: its values (the first is the correct default) and the trials it applies to."""
+
+    values: tuple[Any, ...]
+    applies_to: str  # where a non-default value is allowed, for the error message
+    applies: Callable[["TrialConfig"], bool]
+
+
+# The reference code's faults as opt-in fields, and the step-matched protocol (docs/protocols.md).
+SWITCHES = {
+    "readout": Switch(READOUTS, "recurrent models (lstm, gru)", lambda cfg: cfg.model != "mlp"),
+    "pair_sampling": Switch(PAIR_SAMPLINGS, "binary streams (mnist-binary, lang-binary)",
+                            lambda cfg: cfg.stream_spec.is_binary),
+    "pixels": Switch(("normalized", "raw"), "MNIST streams", lambda cfg: cfg.stream_spec.dataset == "mnist"),
+    "head": Switch(("task", "all-classes"), "binary streams (mnist-binary, lang-binary)",
+                   lambda cfg: cfg.stream_spec.is_binary),
+    "test_split": Switch(("fixed", "resplit"), "language streams", lambda cfg: cfg.stream_spec.is_language),
+    "match_steps": Switch((False, True), "language streams", lambda cfg: cfg.stream_spec.is_language),
+}
+
+
+def matched_epochs(paper_steps: int, task_train_size: int, batch_size: int) -> int:
+    """Epochs per task whose optimiser steps reach the paper's: ceil(paper steps / steps per epoch)."""
+    return math.ceil(paper_steps / math.ceil(task_train_size / batch_size))
 
 
 @dataclass(frozen=True)
@@ -25,7 +54,7 @@ class TrialConfig:
     mitigation: str = "none"  # key in MITIGATIONS
     mitigation_args: Mapping[str, Any] = field(default_factory=dict)  # the mitigation's fields (`--set`)
     tasks: int | None = None  # None: the stream's default (50 MNIST, 100 languages)
-    epochs_per_task: int | None = None  # None: 30
+    epochs_per_task: int | None = None  # None: 30, or the step-matched count (match_steps)
     seed: int = 0  # model initialisation, batch order and mitigation randomness
     stream_seed: int = 0  # task order: shared by every arm of a replicate, so comparisons are paired
     hidden: int | None = None  # units per hidden layer (None: mlp 25, lstm 25, gru 64)
@@ -40,6 +69,13 @@ class TrialConfig:
     train_limit: int | None = None  # a fixed, class-balanced subset of the training split (quick runs)
     test_limit: int | None = None  # likewise for the test split
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
+    # protocol switches (SWITCHES; docs/protocols.md): the defaults are the correct protocol
+    readout: str = "state"  # recurrent models: "state" or the reference's "last-position" (out[:, -1])
+    pair_sampling: str = "distinct"  # binary streams: "distinct", "with-replacement" or "cycle-ordered"
+    pixels: str = "normalized"  # MNIST: "normalized" or "raw" (0-255)
+    head: str = "task"  # binary streams: "task" (2 outputs) or "all-classes" (one per stream class)
+    test_split: str = "fixed"  # language streams: "fixed" or "resplit" (re-split train/test per task)
+    match_steps: bool = False  # language streams: epochs per task raised to the paper's optimiser steps
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS.names())
@@ -80,6 +116,17 @@ class TrialConfig:
         if self.test_limit is not None and self.test_limit < len(classes):
             raise ConfigError(f"test_limit must be at least the number of classes ({len(classes)}), "
                               f"got {self.test_limit}")
+        self._check_switches()
+
+    def _check_switches(self) -> None:
+        for name, switch in SWITCHES.items():
+            value, default = getattr(self, name), switch.values[0]
+            if value not in switch.values or type(value) is not type(default):
+                valid = ", ".join(repr(v) for v in switch.values)
+                raise ConfigError(f"{name} must be one of {valid} (it applies to {switch.applies_to}), got {value!r}")
+            if value != default and not switch.applies(self):
+                raise ConfigError(f"{name}={value!r} applies to {switch.applies_to} only, not model {self.model!r} "
+                                  f"on stream {self.stream!r}; leave {name} at {default!r}")
 
     @property
     def stream_spec(self) -> StreamSpec:
@@ -92,7 +139,8 @@ class TrialConfig:
         return dataclasses.replace(
             self,
             tasks=self.tasks or spec.tasks,
-            epochs_per_task=self.epochs_per_task or spec.epochs_per_task,
+            # match_steps leaves it to `epochs_for`, once the data's size is known
+            epochs_per_task=self.epochs_per_task or (None if self.match_steps else spec.epochs_per_task),
             hidden=hidden,
             embed=(self.embed or hidden) if spec.is_language else None,
             seq_len=self.seq_len or spec.seq_len,
@@ -100,6 +148,18 @@ class TrialConfig:
             batch_size=self.batch_size or spec.batch_size,
             lr=self.lr or spec.lr,
         )
+
+    def epochs_for(self, task_train_size: int) -> int:
+        """Epochs per task: as given, else matched to the paper's optimiser steps (match_steps), else 30.
+
+        An explicit `epochs_per_task` wins, so a resolved config resolves to itself (records, checkpoints).
+        """
+        if self.epochs_per_task is not None:
+            return self.epochs_per_task
+        spec = self.stream_spec
+        if not self.match_steps:
+            return spec.epochs_per_task
+        return matched_epochs(spec.paper_steps_per_task, task_train_size, self.batch_size or spec.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (a Tune config, a checkpoint, a record)."""

@@ -1,4 +1,4 @@
-"""The training loop: a stream of tasks, one model never re-initialised. Pure: no Ray, no files.
+"""The training loop: a stream of tasks, one model (re-initialised only by `reset`). Pure: no Ray, no files.
 
 `run_stream` yields one `EpochRecord` per epoch together with the trial's `TrialState`; at a task's
 last epoch that state is everything that decides the future, so saving it there and resuming with
@@ -21,7 +21,7 @@ from lopmodels.diagnostics import DIAGNOSTICS, gradient_norm, probe
 from lopmodels.optim import Adam
 from trainables.config import TrialConfig
 from trainables.data import Dataset
-from trainables.stream_data import DeviceSplit, StreamData, build_stream_data
+from trainables.stream_data import DeviceSplit, StreamData, build_stream_data, resolve, task_splits
 
 EVAL_BATCH = 8192  # test samples per forward pass: large, as no gradients are kept
 PROBE_SIZE = 512  # training samples in the fixed probe batch of the diagnostics
@@ -55,6 +55,9 @@ class EpochRecord:
     seconds: float
     diverged: bool
     last_epoch_of_task: bool
+    steps_per_task: int  # optimiser steps this task trains for: epochs x batches per epoch
+    truncated_fraction: float | None = None  # the trial's (StreamData): language streams only
+    tokens_kept_fraction: float | None = None
     diagnostics: dict[str, float] | None = None  # on a task's last epoch (lopmodels.diagnostics)
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +66,8 @@ class EpochRecord:
             "task": self.task, "epoch": self.epoch, "task_classes": list(self.task_classes),
             "train_loss": self.train_loss, "train_accuracy": self.train_accuracy,
             "test_accuracy": self.test_accuracy, "seconds": self.seconds, "diverged": self.diverged,
+            "steps_per_task": self.steps_per_task, "truncated_fraction": self.truncated_fraction,
+            "tokens_kept_fraction": self.tokens_kept_fraction,
             **{name: diagnostics.get(name) for name in DIAGNOSTICS},
         }
 
@@ -132,28 +137,34 @@ class TrialState:
 def model_spec(cfg: TrialConfig, data: Dataset, num_classes: int) -> ModelSpec:
     return ModelSpec(
         input_kind=data.kind, num_classes=num_classes, hidden=cfg.hidden, embed=cfg.embed,
-        vocab_size=data.vocab_size, hidden_layers=cfg.hidden_layers,
+        vocab_size=data.vocab_size, hidden_layers=cfg.hidden_layers, readout=cfg.readout,
     )
 
 
-def task_size(cfg: TrialConfig, data: StreamData) -> int:
-    """Outputs of the head: every class for reshuffle streams, two for binary ones."""
-    return len(cfg.stream_spec.draw_task(len(data.classes), cfg.stream_seed, 0))
+def head_size(cfg: TrialConfig, data: StreamData) -> int:
+    """Outputs of the head: every class for reshuffle streams, two for binary ones (all: `head="all-classes"`)."""
+    if cfg.head == "all-classes":
+        return len(data.classes)
+    return len(draw_task(cfg, data, 0))
+
+
+def draw_task(cfg: TrialConfig, data: StreamData, task: int) -> tuple[int, ...]:
+    return cfg.stream_spec.draw_task(len(data.classes), cfg.stream_seed, task, cfg.pair_sampling)
 
 
 def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = None,
                device: torch.device | None = None) -> Iterator[tuple[EpochRecord, TrialState]]:
     """Train on the stream's tasks: from the first, or from where `saved` (a `TrialState.state_dict()`) stopped."""
-    cfg = cfg.resolved()
+    cfg = resolve(cfg, data)
     device = device or resolve_device(cfg.device)
     stream = build_stream_data(cfg, data, device)
-    spec = model_spec(cfg, data, task_size(cfg, stream))
+    spec = model_spec(cfg, data, head_size(cfg, stream))
     state = TrialState.fresh(cfg, spec, device) if saved is None else TrialState.from_state_dict(saved, spec, device)
     probe_batch = stream.train.select(probe_index(cfg, len(stream.train)))
     for task in range(state.next_task, cfg.tasks):
-        classes = cfg.stream_spec.draw_task(len(stream.classes), cfg.stream_seed, task)
-        train = stream.train.relabel(classes, len(stream.classes))
-        test = stream.test.relabel(classes, len(stream.classes))
+        classes = draw_task(cfg, stream, task)
+        train, test = task_splits(cfg, stream, classes, task)
+        steps_per_task = cfg.epochs_per_task * math.ceil(len(train) / cfg.batch_size)
         names = tuple(stream.classes[c] for c in classes)
         state.mitigation.on_task_start(state.context(task))
         for epoch in range(cfg.epochs_per_task):
@@ -174,7 +185,8 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
                 task=task, epoch=epoch, task_classes=names,
                 train_loss=loss_total / len(train), train_accuracy=train_correct / len(train),
                 test_accuracy=test_hits / len(test), seconds=time.perf_counter() - started,
-                diverged=diverged, last_epoch_of_task=last or diverged,
+                diverged=diverged, last_epoch_of_task=last or diverged, steps_per_task=steps_per_task,
+                truncated_fraction=stream.truncated_fraction, tokens_kept_fraction=stream.tokens_kept_fraction,
                 # nan marks a diagnostic that does not apply (no ReLU units in an LSTM): stored as null
                 diagnostics={k: v if math.isfinite(v) else None for k, v in zip(DIAGNOSTICS, diagnostics)}
                 if last else None,

@@ -10,9 +10,10 @@ from typing import Callable
 import pandas as pd
 
 from trainables import data as datasets
-from trainables.config import TrialConfig
+from trainables.config import SWITCHES, TrialConfig
 from trainables.loop import resolve_device, run_stream
 from trainables.records import provenance, record_row
+from trainables.stream_data import resolve
 
 
 def write_parquet(frame: pd.DataFrame, out: Path) -> None:
@@ -29,11 +30,16 @@ def run_trial(cfg: TrialConfig, out: Path, *, data_dir: Path | None = None,
     device = resolve_device(resolved.device)
     data = datasets.load(resolved.stream_spec.dataset, data_dir=data_dir,
                          tokenizer=resolved.tokenizer, vocab_size=resolved.vocab_size)
+    resolved = resolve(resolved, data)  # match_steps: epochs per task from the data's size
     trial_id = "trial_" + uuid.uuid4().hex[:8]
     extra = provenance(data, device)
     echo(f"trial {trial_id}: {resolved.model} on {resolved.stream}, mitigation {resolved.mitigation}, "
          f"{resolved.tasks} tasks x {resolved.epochs_per_task} epochs, device {device}, "
          f"{extra['threads']} threads, data {data.source}")
+    switched = [f"{name}={getattr(resolved, name)}" for name, switch in SWITCHES.items()
+                if getattr(resolved, name) != switch.values[0]]
+    if switched:
+        echo(f"protocol switches on (docs/protocols.md): {', '.join(switched)}")
     rows: list[dict] = []
     for record, _ in run_stream(resolved, data, device=device):
         rows.append(record_row(resolved, record, sweep="trial", arm=resolved.mitigation, trial_id=trial_id,

@@ -1,7 +1,9 @@
 """Task streams: which classes each task uses and how they are relabelled.
 
 Task t is a pure function of (stream seed, t), so every arm of a comparison that shares a stream seed
-sees the same tasks, whatever its model seed, and a resumed trial needs no stream state.
+sees the same tasks, whatever its model seed, and a resumed trial needs no stream state. Binary streams
+draw their pairs "distinct" by default; the reference code's two samplers are opt-in (`pair_sampling`,
+docs/protocols.md).
 """
 from __future__ import annotations
 
@@ -40,6 +42,34 @@ def binary_task(num_classes: int, stream_seed: int, task: int) -> tuple[int, ...
     return (b, a) if swap[position] else (a, b)
 
 
+def pair_with_replacement(num_classes: int, stream_seed: int, task: int) -> tuple[int, ...]:
+    """An ordered pair drawn with replacement from all num_classes^2, a class with itself included.
+
+    The reference's MNIST binary sampler (`random.choice` over `itertools.product(range(10), repeat=2)`
+    in `mnist-binary.py`). A self-pair (a, a) is a one-class task: the loop labels all its samples 1.
+    """
+    a, b = np.random.default_rng([stream_seed, task]).integers(0, num_classes, size=2)
+    return int(a), int(b)
+
+
+def cycle_ordered_pair(num_classes: int, stream_seed: int, task: int) -> tuple[int, ...]:
+    """Every ordered pair of distinct classes, each cycle in a fresh random order.
+
+    The reference's language binary sampler (`itertools.permutations(range(20), 2)`, shuffled, repeated,
+    in `lang-binary.py`): a pair comes back within a cycle with its labels swapped.
+    """
+    pairs = list(itertools.permutations(range(num_classes), 2))
+    cycle, position = divmod(task, len(pairs))
+    order = np.random.default_rng([stream_seed, cycle]).permutation(len(pairs))
+    return pairs[order[position]]
+
+
+PAIR_SAMPLERS: dict[str, Callable[[int, int, int], tuple[int, ...]]] = {
+    "distinct": binary_task, "with-replacement": pair_with_replacement, "cycle-ordered": cycle_ordered_pair,
+}
+PAIR_SAMPLINGS = tuple(PAIR_SAMPLERS)  # "distinct" first: the default
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     """A task stream and the paper's training settings for it (PAPER.md, "Models and training")."""
@@ -47,16 +77,30 @@ class StreamSpec:
     name: str
     dataset: str  # "mnist" or "languages"
     classes: tuple[str, ...]  # the classes the stream draws from (languages: the default set)
-    draw_task: Callable[[int, int, int], tuple[int, ...]]  # (num_classes, stream_seed, task) -> classes
+    task_kind: str  # "reshuffle" (every class, permuted) or "binary" (a pair of classes)
     tasks: int
     epochs_per_task: int
     lr: float
     batch_size: int
     seq_len: int  # tokens per sequence; 28 rows for images
+    # language streams: optimiser steps per task of the paper's runs (Tatoeba's 2,600 training sentences a
+    # language, 30 epochs): reshuffle ceil(26,000 / 512) = 51 a epoch, binary ceil(5,200 / 128) = 41
+    paper_steps_per_task: int | None = None
 
     @property
     def is_language(self) -> bool:
         return self.dataset == "languages"
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task_kind == "binary"
+
+    def draw_task(self, num_classes: int, stream_seed: int, task: int,
+                  pair_sampling: str = "distinct") -> tuple[int, ...]:
+        """Task `task`'s classes: element i is the class labelled i."""
+        if not self.is_binary:
+            return reshuffle_task(num_classes, stream_seed, task)
+        return PAIR_SAMPLERS[pair_sampling](num_classes, stream_seed, task)
 
 
 STREAMS: Registry[StreamSpec] = Registry("stream")
@@ -67,11 +111,13 @@ def register_stream(spec: StreamSpec) -> StreamSpec:
     return spec
 
 
-register_stream(StreamSpec("mnist-reshuffle", "mnist", MNIST_CLASSES, reshuffle_task,
+register_stream(StreamSpec("mnist-reshuffle", "mnist", MNIST_CLASSES, "reshuffle",
                            tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28))
-register_stream(StreamSpec("mnist-binary", "mnist", MNIST_CLASSES, binary_task,
+register_stream(StreamSpec("mnist-binary", "mnist", MNIST_CLASSES, "binary",
                            tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28))
-register_stream(StreamSpec("lang-reshuffle", "languages", RESHUFFLE_LANGUAGES, reshuffle_task,
-                           tasks=100, epochs_per_task=30, lr=0.01, batch_size=512, seq_len=50))
-register_stream(StreamSpec("lang-binary", "languages", BINARY_LANGUAGES, binary_task,
-                           tasks=100, epochs_per_task=30, lr=0.1, batch_size=128, seq_len=50))
+register_stream(StreamSpec("lang-reshuffle", "languages", RESHUFFLE_LANGUAGES, "reshuffle",
+                           tasks=100, epochs_per_task=30, lr=0.01, batch_size=512, seq_len=50,
+                           paper_steps_per_task=1530))
+register_stream(StreamSpec("lang-binary", "languages", BINARY_LANGUAGES, "binary",
+                           tasks=100, epochs_per_task=30, lr=0.1, batch_size=128, seq_len=50,
+                           paper_steps_per_task=1230))

@@ -19,6 +19,7 @@ from trainables import data as datasets
 from trainables.config import TrialConfig
 from trainables.loop import resolve_device, run_stream
 from trainables.records import provenance, record_row
+from trainables.stream_data import resolve
 
 STATE_FILE = "trial_state.pt"
 
@@ -35,6 +36,7 @@ def lop_trial(config: dict[str, Any]) -> None:
     torch.set_num_threads(trial_threads())
     device = resolve_device(cfg.device)
     data = datasets.load(cfg.stream_spec.dataset, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size)
+    cfg = resolve(cfg, data)  # the config the records and checkpoints carry (match_steps: epochs from the data)
     saved = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

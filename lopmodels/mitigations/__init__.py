@@ -9,5 +9,6 @@ from lopmodels.mitigations import noise  # noqa: F401  (registers "noise")
 from lopmodels.mitigations import cbp  # noqa: F401  (registers "cbp")
 from lopmodels.mitigations import redo  # noqa: F401  (registers "redo")
 from lopmodels.mitigations import l2_init  # noqa: F401  (registers "l2-init")
+from lopmodels.mitigations import reset  # noqa: F401  (registers "reset")
 
 __all__ = ["MITIGATIONS", "HookContext", "Mitigation", "build_mitigation", "require"]
