@@ -1,8 +1,9 @@
 """The paper's figures from records: DataFrame in, Figure out (matplotlib `Figure` objects, no pyplot state).
 
 Accuracy per task (Figures 1-6: the final-epoch test accuracy of every task against the task index, one line
-per arm with its 95 % CI band over replicates), the plasticity diagnostics per task, and a sequence length x
-hidden size heat map of degradation (Figure 6's sweep). Every line with a band is drawn by `band`.
+per arm with its 95 % CI band over replicates, inside the quantity's range: analysis/stats.py), the plasticity
+diagnostics per task, and a sequence length x hidden size heat map of degradation (Figure 6's sweep). Every line
+with a band is drawn by `band`; an arm with fewer than FEW replicates also shows each replicate as a thin line.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.metrics import diagnostic_columns, diagnostic_curves, final_accuracy, task_curves
+from analysis.metrics import diagnostic_columns, diagnostic_curves, diagnostic_values, final_accuracy, task_curves
 
 ACCURACY_LABEL = "Test accuracy (final epoch of each task)"
 DIAGNOSTIC_LABELS = {
@@ -32,6 +33,7 @@ DIAGNOSTIC_LABELS = {
 STYLE = "whitegrid"
 CROWDED = 6  # arms in a panel beyond which the legend moves outside and the bands fade
 TITLE_WIDTH = 70  # characters per line of a figure title
+FEW = 5  # replicates below which an arm's replicates are drawn, each a thin line: a band of 3 says little alone
 
 
 def arm_label(arm: str, model: str) -> str:
@@ -65,15 +67,27 @@ def band(ax: Axes, x: pd.Series, mean: pd.Series, low: pd.Series, high: pd.Serie
     ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
 
 
-def plot_curves(curves: pd.DataFrame, ax: Axes, ylabel: str,
-                colors: Mapping[str, tuple[float, float, float]]) -> Figure:
-    """One line with its CI band per arm of `curves` (arm, model, task, mean, ci_low, ci_high), against task 1..T."""
+def plot_replicates(ax: Axes, replicates: pd.DataFrame, color: tuple[float, float, float]) -> None:
+    """Each replicate (trial_id) of one arm as a thin line of `value` against task 1..T, out of the legend."""
+    for _, trial in replicates.groupby("trial_id", sort=True):
+        trial = trial.sort_values("task")
+        ax.plot(trial["task"] + 1, trial["value"], color=color, linewidth=0.6, alpha=0.5, label="_replicate")
+
+
+def plot_curves(curves: pd.DataFrame, ax: Axes, ylabel: str, colors: Mapping[str, tuple[float, float, float]],
+                replicates: pd.DataFrame | None = None) -> Figure:
+    """One line with its CI band per arm of `curves` (arm, model, task, mean, ci_low, ci_high), against task 1..T;
+    with `replicates` (arm, trial_id, task, value), an arm of fewer than FEW replicates also shows each one."""
     arms = arm_order(curves["arm"])
     crowded = len(arms) > CROWDED
     for arm in arms:
         part = curves[curves["arm"] == arm].sort_values("task")
         band(ax, part["task"] + 1, part["mean"], part["ci_low"], part["ci_high"],
              arm_label(arm, part["model"].iloc[0]), colors[arm], alpha=0.08 if crowded else 0.2)
+        if replicates is not None:
+            own = replicates[replicates["arm"] == arm]
+            if 0 < own["trial_id"].nunique() < FEW:
+                plot_replicates(ax, own, colors[arm])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Task")
     ax.set_ylabel(ylabel)
@@ -85,15 +99,19 @@ def plot_curves(curves: pd.DataFrame, ax: Axes, ylabel: str,
 
 
 def accuracy_figure(records: pd.DataFrame, title: str) -> Figure:
-    """Final-epoch test accuracy per task, one line and 95 % CI band per arm; one panel per task stream."""
-    curves = task_curves(final_accuracy(records))
+    """Final-epoch test accuracy per task, one line and 95 % CI band per arm (and its replicates where fewer than
+    FEW); one panel per task stream."""
+    final = final_accuracy(records)
+    curves = task_curves(final)
+    replicates = final.rename(columns={"test_accuracy": "value"})
     streams = sorted(curves["stream"].unique())
     colors = arm_colors(curves["arm"])
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(6.4 * len(streams), 4.4), layout="constrained")
         axes = fig.subplots(1, len(streams), squeeze=False)[0]
     for ax, stream in zip(axes, streams):
-        plot_curves(curves[curves["stream"] == stream], ax, ACCURACY_LABEL, colors)
+        plot_curves(curves[curves["stream"] == stream], ax, ACCURACY_LABEL, colors,
+                    replicates[replicates["stream"] == stream])
         ax.set_ylim(0, 1)
         ax.set_title(stream, fontsize="medium")
     fig.suptitle(textwrap.fill(title, TITLE_WIDTH))
@@ -105,7 +123,7 @@ def diagnostics_figure(records: pd.DataFrame, title: str) -> Figure:
     names = diagnostic_columns(records)
     if not names:
         raise ValueError("the records hold no diagnostics column with a value")
-    curves = diagnostic_curves(records)
+    curves, values = diagnostic_curves(records), diagnostic_values(records)
     colors = arm_colors(curves["arm"])
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
@@ -113,7 +131,8 @@ def diagnostics_figure(records: pd.DataFrame, title: str) -> Figure:
         fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
         axes = list(fig.subplots(rows, columns, squeeze=False).flat)
     for ax, name in zip(axes, names):
-        plot_curves(curves[curves["diagnostic"] == name], ax, DIAGNOSTIC_LABELS[name], colors)
+        plot_curves(curves[curves["diagnostic"] == name], ax, DIAGNOSTIC_LABELS[name], colors,
+                    values[values["diagnostic"] == name])
         ax.set_title(DIAGNOSTIC_LABELS[name], fontsize="small")
         ax.yaxis.label.set_visible(False)
     for ax in axes[len(names):]:  # the grid's unused cells
