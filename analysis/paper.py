@@ -1,87 +1,205 @@
-"""The paper's reported numbers as data (../shared/PAPER.md, "Reported numbers"), for side-by-side tables, not as truth.
+"""The paper's reported numbers as data, each with the configuration of the run behind it, for side-by-side
+tables, not as truth.
 
 "Loss of Plasticity in Recurrent Models" (Khan, Merzouki, Pacurar, Lukovic): one seed per configuration,
 degradation from two single tasks, and a text that disagrees with its own table in places (INCONSISTENCIES).
+A number stands beside ours only where our arm has its run's configuration (`PaperRun`); elsewhere the note
+says what differs, e.g. "paper: after 50 tasks × 30 epochs; this run: 20 × 30".
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
 import pandas as pd
 
-# The sizes of the paper's runs (reference configs): hidden units per model, and the GRU's sequence length,
-# 50 in its baselines and 25 in its mitigation runs.
-HIDDEN = {"mlp": 25, "lstm": 25, "gru": 64}
-DEGRADATION_SEQ_LEN = {"gru": 50}
-IAA_SEQ_LEN = {"gru": 25}
+from trainables.streams import STREAMS
 
-# Accuracy degradation, % (section 5.2): (model, stream) -> value, for an unmitigated arm at the paper's size.
-DEGRADATION = {
-    ("mlp", "mnist-reshuffle"): 60.83,
-    ("lstm", "mnist-reshuffle"): 27.47,
-    ("gru", "lang-reshuffle"): 50.62,
-}
+# Optimiser steps per task of the paper's MNIST reshuffle runs: 60,000 digits at batch 6,000, 10 steps an epoch
+# x 30 (ours: the same data and batch size). Its MNIST binary tasks take 2 or 3 steps an epoch by pair, as ours;
+# its language runs' steps are Tatoeba's (`StreamSpec.paper_steps_per_task`).
+MNIST_RESHUFFLE_STEPS = 300
 
-# IAA, % (Table 1): (model, stream, our mitigation name) -> value. The paper's "shrink-and-perturb" is Gaussian
-# noise after every step with Adam's coupled weight decay as its only shrink: our `noise` mitigation.
-IAA = {
-    ("mlp", "mnist-reshuffle", "l2"): 36.69, ("mlp", "mnist-reshuffle", "noise"): 49.45,
-    ("mlp", "mnist-reshuffle", "cbp"): 28.01,
-    ("gru", "lang-reshuffle", "l2"): 15.56, ("gru", "lang-reshuffle", "noise"): -10.08,
-    ("gru", "lang-reshuffle", "cbp"): 13.14,
-}
-IAA_NOTES = {
-    ("mlp", "mnist-reshuffle", "l2"): "the paper tried weight decay 1e-4, 1e-3 and 5e-3 and does not say which "
-                                      "this is; the reference repo's saved accuracies give 59.87 %",
-    ("gru", "lang-reshuffle", "l2"): "weight decay 1e-4; the text swaps this with CBP",
-    ("gru", "lang-reshuffle", "cbp"): "the text swaps this with L2",
-    ("mlp", "mnist-reshuffle", "noise"): "the paper's shrink-and-perturb (noise std 1e-5, weight decay 1e-5); "
-                                         "the text says 36.69 %",
-    ("gru", "lang-reshuffle", "noise"): "the paper's shrink-and-perturb (noise std 1e-3); the text says -10.73 %",
-}
+# The GRU's sequence length in the runs behind its degradation (`gru_medium.yaml`) and its mitigation runs.
+DEGRADATION_SEQ_LEN = 25
 
-# The paper's caption titles, by the sweep that reproduces each figure.
-FIGURE_CAPTIONS = {
-    "fig1": "Figure 1. Baseline MNIST Reshuffle Experiments.",
-    "fig2": "Figure 2. Baseline MNIST Binary Experiments.",
-    "fig3": "Figure 3. Language Reshuffle and Binary Experiments.",
-    "fig4": "Figure 4. MNIST Reshuffle Experiment with Mitigation.",
-    "fig5": "Figure 5. Language Reshuffle Experiment with Mitigation.",
-    "fig6": "Figure 6. Language Reshuffle Experiment with different sequence lengths.",
-    "table1": "Table 1. IAA values for mitigation strategies on reshuffle.",
+MITIGATION_FIELDS = {"weight_decay": "weight decay", "sigma": "noise sigma", "replacement_rate": "replacement rate",
+                     "decay_rate": "decay rate", "maturity_threshold": "maturity"}
+CBP = {"replacement_rate": 1e-3, "decay_rate": 0.9, "maturity_threshold": 100}
+
+
+@dataclass(frozen=True)
+class PaperRun:
+    """The configuration of one of the paper's runs (its reference configs); tasks and epochs per task are
+    the stream's paper defaults (50 x 30 MNIST, 100 x 30 language)."""
+
+    model: str
+    stream: str
+    hidden: int
+    seq_len: int | None  # None for images (28 rows)
+    mitigation: str = "none"
+    settings: Mapping[str, float] = field(default_factory=dict)  # the mitigation's fields, our names
+    baseline_seq_len: int | None = None  # the baseline's length where the paper compared across lengths
+
+    @property
+    def tasks(self) -> int:
+        return STREAMS[self.stream].tasks
+
+    @property
+    def epochs_per_task(self) -> int:
+        return STREAMS[self.stream].epochs_per_task
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number the paper reports, the run behind it, and what the paper says about it elsewhere."""
+
+    value: float
+    run: PaperRun
+    note: str = ""
+
+
+MLP = {"model": "mlp", "stream": "mnist-reshuffle", "hidden": 25, "seq_len": None}
+LSTM = {"model": "lstm", "stream": "mnist-reshuffle", "hidden": 25, "seq_len": None}
+GRU = {"model": "gru", "stream": "lang-reshuffle", "hidden": 64, "seq_len": DEGRADATION_SEQ_LEN}
+
+# Accuracy degradation, % (section 5.2), of unmitigated runs.
+DEGRADATION = (
+    Reported(60.83, PaperRun(**MLP)),
+    Reported(27.47, PaperRun(**LSTM)),
+    Reported(50.62, PaperRun(**GRU)),
+)
+
+# IAA, % (Table 1), keyed by the mitigated run. The paper's "shrink-and-perturb" is Gaussian noise after every
+# step with Adam's coupled weight decay as its only shrink: our `noise` mitigation.
+IAA = (
+    Reported(36.69, PaperRun(**MLP, mitigation="l2", settings={"weight_decay": 1e-3}),
+             "weight decay 1e-3 (`mlp_l2_001` in the reference's comparison config); the reference repo's saved "
+             "accuracies give 59.87 %"),
+    Reported(49.45, PaperRun(**MLP, mitigation="noise", settings={"sigma": 1e-5, "weight_decay": 1e-5}),
+             "the paper's shrink-and-perturb (noise sigma 1e-5, weight decay 1e-5); the text says 36.69 %"),
+    Reported(28.01, PaperRun(**MLP, mitigation="cbp", settings=CBP)),
+    Reported(15.56, PaperRun(**GRU, mitigation="l2", settings={"weight_decay": 1e-4}),
+             "weight decay 1e-4; the text swaps this with CBP"),
+    # the reference's perturb run read 50 tokens, its baseline 25: a comparison across lengths
+    Reported(-10.08, PaperRun(**{**GRU, "seq_len": 50}, mitigation="noise", settings={"sigma": 1e-3},
+                              baseline_seq_len=DEGRADATION_SEQ_LEN),
+             "the paper's shrink-and-perturb (noise sigma 1e-3); the text says -10.73 %"),
+    Reported(13.14, PaperRun(**GRU, mitigation="cbp", settings=CBP), "the text swaps this with L2"),
+)
+
+# The paper's figure or table that each sweep reproduces, and its caption.
+FIGURES = {
+    "fig1": ("Figure 1", "Baseline MNIST Reshuffle Experiments."),
+    "fig2": ("Figure 2", "Baseline MNIST Binary Experiments."),
+    "fig3": ("Figure 3", "Language Reshuffle and Binary Experiments."),
+    "fig4": ("Figure 4", "MNIST Reshuffle Experiment with Mitigation."),
+    "fig5": ("Figure 5", "Language Reshuffle Experiment with Mitigation."),
+    "fig6": ("Figure 6", "Language Reshuffle Experiment with different sequence lengths."),
+    "table1": ("Table 1", "IAA values for mitigation strategies on reshuffle."),
 }
 
 INCONSISTENCIES = (
     "Table 1 gives -10.08 % for the GRU's shrink-and-perturb, the text -10.73 %.",
     "The text swaps the GRU's L2 and CBP values of Table 1 (text: CBP 15.56 %, L2 13.14 %).",
     "The text gives the MLP's shrink-and-perturb as 36.69 %, Table 1's MLP L2 value (Table 1: 49.45 %); "
-    "the reference repo's own saved accuracies give 59.87 % for MLP L2.",
-    "Table 1's MLP L2 value equals the MLP CBP run's degradation (PAPER.md, from the reference code's outputs).",
-    "Which L2 strength (1e-4, 1e-3, 5e-3) the MLP L2 value used is not stated.",
+    "the reference repo's own saved accuracies give 59.87 % for MLP L2 (weight decay 1e-3).",
+    "Table 1's MLP L2 value equals the MLP CBP run's degradation (from the reference code's outputs).",
+    "The GRU's shrink-and-perturb run read 50 tokens a sentence, its baseline 25: Table 1's -10.08 % compares "
+    "across lengths, so it stands beside none of our arms (each compares at one length).",
     "Every number comes from one seed, and each degradation from two single tasks (the first and the last).",
 )
 
 
-def at_paper_size(arms: pd.DataFrame, seq_lens: dict[str, int]) -> pd.Series:
-    """Whether each row of `arms` (model, hidden, seq_len) has the paper's hidden size and, for the models in
-    `seq_lens`, its sequence length."""
-    seq_len = arms["model"].map(seq_lens)
-    return (arms["hidden"] == arms["model"].map(HIDDEN)) & (seq_len.isna() | (arms["seq_len"] == seq_len))
+def paper_steps_per_task(stream: str) -> int | None:
+    """The optimiser steps per task of the paper's runs on `stream`; None where they vary by task (MNIST pairs)."""
+    return MNIST_RESHUFFLE_STEPS if stream == "mnist-reshuffle" else STREAMS[stream].paper_steps_per_task
 
 
-def reported_degradation(arms: pd.DataFrame) -> pd.Series:
-    """The paper's degradation for each row of `arms` (model, stream, mitigation, hidden, seq_len) it describes,
-    NaN elsewhere: unmitigated, at the paper's hidden size and, for the GRU, its baseline sequence length."""
-    value = pd.Series([DEGRADATION.get(key) for key in zip(arms["model"], arms["stream"])], index=arms.index,
-                      dtype=float)
-    return value.where((arms["mitigation"] == "none") & at_paper_size(arms, DEGRADATION_SEQ_LEN))
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _present(row: Mapping[str, Any], column: str) -> bool:
+    value = row.get(column)
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def training_difference(row: Mapping[str, Any], run: PaperRun) -> tuple[list[str], list[str]]:
+    """What differs in the per-task training and the task count (blocking), and the step count (a note only).
+
+    The per-task training matches with the paper's epochs per task, or with its steps per task (a step-matched
+    language run); the paper's language steps are Tatoeba's 2,600 sentences a language."""
+    blocking, notes = [], []
+    paper_steps = paper_steps_per_task(run.stream)
+    steps = row.get("steps_per_task") if _present(row, "steps_per_task") else None
+    if not _present(row, "tasks") or not _present(row, "epochs_per_task"):
+        return ["this run's tasks and epochs per task are not recorded"], notes
+    tasks, epochs = int(row["tasks"]), int(row["epochs_per_task"])
+    step_matched = steps is not None and paper_steps is not None and int(steps) == paper_steps
+    if tasks != run.tasks or (epochs != run.epochs_per_task and not step_matched):
+        blocking.append(f"paper: after {run.tasks} tasks × {run.epochs_per_task} epochs; this run: "
+                        f"{tasks} × {epochs}")
+    elif step_matched and epochs != run.epochs_per_task:
+        notes.append(f"step-matched: {int(steps):,} steps per task as the paper's, in {epochs} epochs "
+                     f"(the paper's {run.epochs_per_task})")
+    elif steps is not None and paper_steps is not None and int(steps) != paper_steps:
+        notes.append(f"paper: {paper_steps:,} optimiser steps per task; this run: {int(steps):,}")
+    return blocking, notes
+
+
+def difference(row: Mapping[str, Any], run: PaperRun) -> tuple[list[str], list[str]]:
+    """What differs between an arm (a row: model, stream, hidden, seq_len, mitigation, `mitigation.<field>`,
+    tasks, epochs_per_task, optionally steps_per_task, train_limit) and the paper's run: blocking differences,
+    and notes that leave the number standing."""
+    blocking = []
+    if row.get("hidden") != run.hidden:
+        blocking.append(f"paper: hidden {run.hidden}; this run: {row.get('hidden')}")
+    if run.baseline_seq_len is not None and run.baseline_seq_len != run.seq_len:  # our arms compare at one length
+        blocking.append(f"paper: sequence length {run.seq_len} against a baseline at {run.baseline_seq_len}; "
+                        f"this run: both at {row.get('seq_len')}")
+    elif run.seq_len is not None and row.get("seq_len") != run.seq_len:
+        blocking.append(f"paper: sequence length {run.seq_len}; this run: {row.get('seq_len')}")
+    for name, value in run.settings.items():
+        column, label = f"mitigation.{name}", MITIGATION_FIELDS.get(name, name)
+        if not _present(row, column):
+            blocking.append(f"this run's {label} is not recorded (paper: {_number(value)})")
+        elif not math.isclose(float(row[column]), value, rel_tol=1e-9):
+            blocking.append(f"paper: {label} {_number(value)}; this run: {_number(row[column])}")
+    limits = [f"{column} {int(row[column])}" for column in ("train_limit", "test_limit") if _present(row, column)]
+    if limits:
+        blocking.append(f"paper: the full data; this run: {', '.join(limits)}")
+    more, notes = training_difference(row, run)
+    return blocking + more, notes
+
+
+def reported(arms: pd.DataFrame, numbers: tuple[Reported, ...], key: tuple[str, ...]) -> pd.DataFrame:
+    """`paper` and `paper_note` per row of `arms`: the number whose run matches the row's `key` columns and
+    configuration, else NaN with what differs (empty where the paper reports nothing for the key)."""
+    by_key = {tuple(getattr(n.run, k) for k in key): n for n in numbers}
+    values, notes = [], []
+    for row in arms.to_dict("records"):
+        number = by_key.get(tuple(row.get(k) for k in key))
+        if number is None:
+            values.append(math.nan)
+            notes.append("")
+            continue
+        blocking, extra = difference(row, number.run)
+        values.append(math.nan if blocking else number.value)
+        notes.append("; ".join(blocking or [part for part in (number.note, *extra) if part]))
+    return pd.DataFrame({"paper": values, "paper_note": notes}, index=arms.index).astype({"paper": float})
+
+
+def reported_degradation(arms: pd.DataFrame) -> pd.DataFrame:
+    """The paper's degradation (`paper`) and `paper_note` for each unmitigated arm of `arms` with the
+    configuration of the paper's run: model, stream, hidden size, sequence length, tasks and epochs per task."""
+    unmitigated = arms["mitigation"] == "none"
+    table = reported(arms[unmitigated], DEGRADATION, ("model", "stream"))
+    return table.reindex(arms.index).fillna({"paper_note": ""})
 
 
 def reported_iaa(arms: pd.DataFrame) -> pd.DataFrame:
-    """The paper's IAA (`paper`) and its note (`paper_note`) for each row of `arms` (model, stream, mitigation,
-    hidden, seq_len) it describes: at the paper's hidden size and, for the GRU, its mitigation runs' length."""
-    keys = list(zip(arms["model"], arms["stream"], arms["mitigation"]))
-    reported = pd.DataFrame({"paper": [IAA.get(k) for k in keys], "paper_note": [IAA_NOTES.get(k, "") for k in keys]},
-                            index=arms.index).astype({"paper": float})
-    elsewhere = ~at_paper_size(arms, IAA_SEQ_LEN)
-    reported.loc[elsewhere, "paper"] = float("nan")
-    reported.loc[elsewhere, "paper_note"] = ""
-    return reported
+    """The paper's IAA (`paper`) and `paper_note` for each mitigation arm of `arms` with the configuration of
+    the paper's mitigated run: the above, the mitigation and its strength (`mitigation.<field>` columns)."""
+    return reported(arms, IAA, ("model", "stream", "mitigation"))

@@ -1,13 +1,15 @@
 """`lop report`: one or several sweeps -> every figure and table their runs support, report.md and report.html.
 
-Both pages render the same blocks in the same order: what was read and what is missing, then per sweep its
-figures, each with a sentence computed from its numbers, then the tables beside the paper's numbers. Under
-OUT: figures/*.png|svg, tables/*.csv|md, report.md, report.html. Bad input (no sweep at a path, a sweep with
+Both pages render the same blocks in the same order: what was read and what is missing, the claims of the
+paper with a verdict each (analysis/claims.py), then per sweep its figures, each with a sentence computed from
+its numbers, then the tables beside the paper's numbers. Under OUT: figures/*.png|svg, tables/*.csv|md,
+report.md (figures by relative path) and report.html (one self-contained file: figures embedded). Bad input (no sweep at a path, a sweep with
 no finished task, a mitigation arm whose baseline arm is missing) is a problem: named, left out, the rest
 still written; `write_report` returns the problems and the command exits 2 when there is any.
 """
 from __future__ import annotations
 
+import base64
 import html
 import re
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Callable
 
 import pandas as pd
 
-from analysis import figures, paper, tables
+from analysis import claims, figures, paper, tables, verdicts
 from analysis.load import load_results
 from analysis.metrics import (diagnostic_columns, diagnostic_curves, final_accuracy, missing_baselines,
                               trial_status)
@@ -105,6 +107,14 @@ def read_sweeps(paths: list[Path], echo: Echo) -> tuple[list[SweepRun], list[str
 def figure_title(run: SweepRun) -> str:
     number = re.fullmatch(r"fig(\d+)", run.name)
     return f"Figure {number.group(1)}: {run.manifest.title}" if number else run.manifest.title
+
+
+def paper_figure(run: SweepRun) -> str:
+    """The paper's figure or table that a sweep reproduces, by number and caption, or that there is none."""
+    if run.name not in paper.FIGURES:
+        return "no figure of the paper"
+    number, caption = paper.FIGURES[run.name]
+    return f"the paper's {number}, \"{caption}\""
 
 
 def percent(mean: float, low: float, high: float, method: str, n: int) -> str:
@@ -206,13 +216,11 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
     (when the arms form a sequence length x hidden size grid), each with its sentence."""
     title = figure_title(run)
     manifest = run.manifest
-    blocks: list[Block] = [Heading(title)]
-    caption = paper.FIGURE_CAPTIONS.get(run.name)
+    blocks: list[Block] = [Heading(f"{title} ({paper_figure(run)})")]
     notes = sweep_notes(run)
     blocks.append(Text(f"Sweep `{run.name}` at {run.path}: scale {manifest.scale}, {manifest.seeds} replicate(s) "
                        f"per arm, arms {', '.join(manifest.arms)}, code {manifest.code_version}."
-                       + (f" Scale note: {notes}." if notes else "")
-                       + (f" Reproduces the paper's \"{caption}\"" if caption else "")))
+                       + (f" Scale note: {notes}." if notes else "")))
     echo(f"report: {run.name}: accuracy per task")
     blocks += [Picture(save(figures.accuracy_figure(run.records, title), out, f"{run.name}-accuracy", echo),
                        f"{title}: test accuracy per task"),
@@ -222,7 +230,7 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
         path = save(figures.diagnostics_figure(run.records, f"{title}: plasticity diagnostics"), out,
                     f"{run.name}-diagnostics", echo)
         blocks += [Heading(f"{title}: plasticity diagnostics", 3), Picture(path, f"{title}: diagnostics per task"),
-                   Text(diagnostics_sentence(run.records))]
+                   Text(diagnostics_sentence(run.records) + collapsed_sentence(collapsed_replicates(run.records)))]
     grid = degradation.rename(columns={"degradation": "mean", "degradation_ci_low": "ci_low",
                                        "degradation_ci_high": "ci_high"})
     if figures.is_grid(grid) and grid["mean"].notna().any():
@@ -248,9 +256,10 @@ def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
     echo("report: wrote tables/degradation.csv, tables/degradation.md")
     blocks: list[Block] = [
         Heading("Tables"), Heading("Accuracy degradation", 3),
-        Text("Degradation per arm from the first to the last task (the paper's formula) and between the means of "
-             "the first k and the last k tasks (robust to one noisy task), beside the paper's value where it "
-             "describes the same configuration."),
+        Text("Degradation per arm from the first to the last task (the paper's formula), between the means of "
+             "the first k and the last k tasks (robust to one noisy task), and the same above chance (which "
+             "decides the degradation claims), beside the paper's value where the configuration is its run's "
+             "(else the note says what differs)."),
         Table(tables.degradation_display(degradation), tuple(str(f.relative_to(out)) for f in files)),
         Bullets(tables.DEGRADATION_NOTES)]
     final = final_accuracy(records)
@@ -268,11 +277,154 @@ def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
     return blocks, problems
 
 
-INTRO = ("Every number is a mean over replicates (replicate k runs seed = stream seed = k in every arm, so arms "
-         "are paired) with a 95 % confidence interval: Student-t below 10 replicates, a percentile bootstrap "
-         "(10,000 resamples, seed 0) from 10 on; the method is named in every table. A task counts once its last "
-         "epoch is recorded. A diverged trial counts at chance accuracy from the task it diverged in. Unfinished "
-         "trials add their finished tasks to the curves and are left out of degradation and IAA.")
+def collapsed_replicates(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, arm): replicates whose classifier input collapsed (all features zero: effective and stable rank
+    both 0) at the last epoch of some task, of the arm's replicates, and the first such task (from 1)."""
+    if not {"effective_rank", "stable_rank"} <= set(records.columns):
+        return pd.DataFrame(columns=["sweep", "arm", "model", "collapsed", "replicates", "first_task"])
+    last = records[records["epoch"] == records["epochs_per_task"] - 1]
+    dead = last[(last["effective_rank"] == 0) & (last["stable_rank"] == 0)]
+    first = dead.groupby(["sweep", "arm", "trial_id"], as_index=False)["task"].min()
+    counts = first.groupby(["sweep", "arm"]).agg(collapsed=("trial_id", "size"), first_task=("task", "min"))
+    replicates = records.groupby(["sweep", "arm"]).agg(model=("model", "first"), replicates=("trial_id", "nunique"))
+    table = replicates.join(counts, how="inner").reset_index()
+    return table.assign(first_task=table["first_task"] + 1)
+
+
+def collapsed_sentence(collapsed: pd.DataFrame) -> str:
+    """The collapsed replicates of each arm, counted rather than averaged in unseen."""
+    if collapsed.empty:
+        return ""
+    parts = [f"{figures.arm_label(row.arm, row.model)} {row.collapsed} of {row.replicates} (first at task "
+             f"{row.first_task})" for row in collapsed.itertuples()]
+    return (" Collapsed representations (every feature zero at a task's end: effective and stable rank 0), "
+            f"replicates per arm: {'; '.join(parts)}; their ranks enter the means above as 0.")
+
+
+def percent_range(values: pd.Series) -> str:
+    """`86.1 %`, or `85.0 to 87.2 %` where the trials differ."""
+    low, high = 100 * values.min(), 100 * values.max()
+    return f"{low:.1f} %" if round(low, 1) == round(high, 1) else f"{low:.1f} to {high:.1f} %"
+
+
+def truncation_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, sequence length) of the language trials: the share of training sentences longer than the
+    sequence length and the share of their tokens kept (`truncated_fraction`, `tokens_kept_fraction`)."""
+    columns = ["truncated_fraction", "tokens_kept_fraction"]
+    if not set(columns) <= set(records.columns):
+        return pd.DataFrame()
+    trials = records.dropna(subset=columns).drop_duplicates("trial_id")
+    rows = [{"sweep": sweep, "sequence length": seq_len, "tokenizer": part["tokenizer"].fillna("-").iloc[0],
+             "sentences truncated": percent_range(part["truncated_fraction"]),
+             "tokens kept": percent_range(part["tokens_kept_fraction"]), "trials": len(part)}
+            for (sweep, seq_len), part in trials.groupby(["sweep", "seq_len"])]
+    return pd.DataFrame(rows)
+
+
+def steps_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, arm): optimiser steps per task (`steps_per_task`, fewest and most over tasks and trials) and
+    epochs per task, beside the paper's steps per task (NaN where they vary by task, as ours: MNIST pairs)."""
+    if "steps_per_task" not in records.columns:
+        return pd.DataFrame()
+    recorded = records.dropna(subset=["steps_per_task"])
+    table = recorded.groupby(["sweep", "arm"], as_index=False).agg(
+        stream=("stream", "first"), epochs_per_task=("epochs_per_task", "first"),
+        steps_min=("steps_per_task", "min"), steps_max=("steps_per_task", "max"))
+    return table.assign(paper_steps=table["stream"].map(paper.paper_steps_per_task).astype(float))
+
+
+def steps_display(table: pd.DataFrame) -> pd.DataFrame:
+    steps = [f"{int(low):,}" if low == high else f"{int(low):,} to {int(high):,}"
+             for low, high in zip(table["steps_min"], table["steps_max"])]
+    theirs = ["as ours (the same data and batch size)" if pd.isna(p) else f"{int(p):,}" for p in table["paper_steps"]]
+    return pd.DataFrame({"sweep": table["sweep"], "arm": table["arm"], "stream": table["stream"],
+                         "epochs per task": table["epochs_per_task"], "steps per task": steps,
+                         "paper's steps per task": theirs})
+
+
+def claim_cells(row: pd.Series) -> dict[str, str]:
+    """One row of the Claims table formatted for reading."""
+    side = ">" if row["side"] == "greater" else "<"
+    bound = row["null"] + (row["minimum"] if row["side"] == "greater" else -row["minimum"])
+    paper_value = "" if pd.isna(row["paper"]) else f"{row['paper']:.2f} {row['unit']}"
+    note = f" ({row['paper_note']})" if row["paper_note"] and paper_value else row["paper_note"]
+    ran = not pd.isna(row["mean"])
+    ours = (f"{claims.interval_text(row, row['unit'])}, n = {int(row['n'])}" if ran else "-")
+    holm = row["verdict_holm"] + (f" (level {row['holm_level']:.4f})" if not pd.isna(row.get("holm_level")) else "")
+    scale = row.get("scale_note") if isinstance(row.get("scale_note"), str) and row.get("scale_note") else ""
+    return {"claim": f"`{row['id']}` ({row['section']}): {row['statement']}", "paper": paper_value + note,
+            "claimed": f"{side} {bound:g} {row['unit']}" if row["verdict"] not in ("no verdict",
+                                                                                "not run (no verdict)") else "-",
+            "ours (95 % CI)": ours + (f"; {row['beside']}" if ran and row["beside"] else ""),
+            "test": row["test"], "scale, tasks": (f"{row['scale']}, {int(row['tasks'])} of "
+                                                  f"{int(row['paper_tasks'])} tasks" if ran else "-"),
+            "verdict": row["verdict"] + (f" ({scale})" if scale else ""), "after Holm": holm}
+
+
+def claims_display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([claim_cells(row) for _, row in table.iterrows()])
+
+
+CLAIM_NOTES = (
+    "Verdict at 95 %: supported, the interval lies beyond the minimum effect on the claimed side (column "
+    "`claimed`); contradicted, it lies wholly on the other side of the null or wholly within the minimum effect; "
+    "inconclusive otherwise or with n < 2; not run, the sweep or arms are absent.",
+    "After Holm: p-values from each interval by bisection on its level, Holm's step-down over every claim that "
+    "was run (family-wise 95 %), and the verdict recomputed at the claim's adjusted level (shown).",
+    "Degradation claims are decided by the robust degradation above chance (first k vs last k tasks); the "
+    "paper's formula (first vs last task) stands beside it. IAA: the ratio of the arms' mean accuracies, paired "
+    "by replicate. Differences: paired by replicate. docs/claims.md gives each claim's null and minimum effect.",
+    f"Verdict rules, version {verdicts.RULES_VERSION}: {verdicts.RULES_NOTE}.",
+)
+
+
+def claims_blocks(runs: list[SweepRun], records: pd.DataFrame, out: Path,
+                  echo: Echo) -> tuple[list[Block], list[str]]:
+    """The Claims table (tables/claims.csv, .md): every claim of the registry, with a verdict where run."""
+    try:
+        table = claims.evaluate(records, {run.name: run.manifest.scale for run in runs})
+    except ConfigError as error:
+        return [], [f"claims: {error}"]
+    display = claims_display(table)
+    files = tables.write_table(table, display, "Claims of the paper", CLAIM_NOTES, out / "tables" / "claims")
+    echo("report: wrote tables/claims.csv, tables/claims.md")
+    counts = table["verdict"].value_counts()
+    summary = ", ".join(f"{counts[v]} {v}" for v in (*verdicts.VERDICTS, "no verdict") if v in counts)
+    return [Heading("Claims"),
+            Text(f"Each claim of the paper's sections 4 to 6 against the runs read here ({summary}). A verdict "
+                 "at a reduced scale says so."),
+            Table(display, tuple(str(f.relative_to(out)) for f in files)), Bullets(CLAIM_NOTES)], []
+
+
+def protocol_blocks(records: pd.DataFrame, out: Path, echo: Echo) -> list[Block]:
+    """Steps per task beside the paper's, and truncation per sequence length (language sweeps), when recorded."""
+    blocks: list[Block] = []
+    steps, truncation = steps_table(records), truncation_table(records)
+    for name, title, text, table, display in (
+            ("steps", "Optimiser steps per task",
+             "Steps per task of each arm beside the paper's (Tatoeba's 2,600 sentences a language for language "
+             "streams; the offline corpus has 800, so fewer steps at the paper's 30 epochs unless step-matched).",
+             steps, steps_display(steps) if not steps.empty else steps),
+            ("truncation", "Truncation by sequence length",
+             "Language trials: the share of training sentences longer than the sequence length, and the share of "
+             "their tokens the model reads.", truncation, truncation)):
+        if table.empty:
+            continue
+        files = tables.write_table(table, display, title, (), out / "tables" / name)
+        echo(f"report: wrote tables/{name}.csv, tables/{name}.md")
+        blocks += [Heading(title, 3), Text(text), Table(display, tuple(str(f.relative_to(out)) for f in files))]
+    return blocks
+
+
+INTRO = ("Every number is an estimate over replicates (replicate k runs seed = stream seed = k in every arm, so "
+         "arms are paired) with a 95 % confidence interval that stays inside its quantity's range: Student-t "
+         "with n - 1 degrees of freedom on a transformed scale, transformed back (the logit of a mean accuracy "
+         "or fraction, the log of a mean rank or norm, the paired log ratio of mean accuracies for degradation "
+         "and IAA, by the delta method; paired Student-t for differences between arms); the method is named in "
+         "every table. Degradation and IAA are ratios of the replicates' mean accuracies, as the paper's formulas. "
+         "A task counts once its last epoch is recorded. A diverged trial counts at chance accuracy from the task "
+         "it diverged in. Unfinished trials add their finished tasks to the curves and are left out of "
+         "degradation and IAA.")
 
 
 def build(runs: list[SweepRun], problems: list[str], out: Path, echo: Echo) -> tuple[list[Block], list[str]]:
@@ -282,16 +434,18 @@ def build(runs: list[SweepRun], problems: list[str], out: Path, echo: Echo) -> t
     blocks: list[Block] = [
         Heading("Loss of plasticity in recurrent models: report", 1), Text(INTRO),
         Bullets(tuple(f"{run.name}: {run.manifest.title} ({run.path})" for run in runs))]
+    claim_section, claim_problems = claims_blocks(runs, records, out, echo)
     sections = [block for run in runs
                 for block in sweep_section(run, degradation[degradation["sweep"] == run.name], out, echo)]
     table_section, table_problems = table_blocks(records, degradation, out, echo)
-    missing = [item for run in runs for item in missing_items(run)] + problems + table_problems
+    missing = [item for run in runs for item in missing_items(run)] + problems + table_problems + claim_problems
     diverged = [item for run in runs for item in diverged_items(run)]
     if missing:
         blocks += [Heading("What is missing"), Bullets(tuple(missing))]
     if diverged:
         blocks += [Heading("Diverged trials"), Bullets(tuple(diverged))]
-    return blocks + sections + table_section, table_problems
+    more = protocol_blocks(records, out, echo)
+    return blocks + claim_section + sections + table_section + more, table_problems + claim_problems
 
 
 def write_report(paths: list[Path], out: Path, echo: Echo = lambda line: None) -> list[str]:
@@ -308,7 +462,7 @@ def write_report(paths: list[Path], out: Path, echo: Echo = lambda line: None) -
         folder.mkdir(parents=True, exist_ok=True)
     blocks, more = build(runs, problems, out, echo)
     (out / "report.md").write_text(render_markdown(blocks))
-    (out / "report.html").write_text(render_html(blocks))
+    (out / "report.html").write_text(render_html(blocks, out))
     echo(f"report: wrote {out / 'report.md'} and {out / 'report.html'}")
     return problems + more
 
@@ -330,26 +484,46 @@ def render_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:64em;margin:2em auto;padding:0 1em;line-height:1.45}"
+CSS = ("body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.45}"
        "img{max-width:100%}table{border-collapse:collapse;font-size:90%;margin:1em 0}"
-       "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}th{background:#f3f3f3}")
+       "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+       "code{background:#f3f3f3;padding:0 .2em;border-radius:3px}")
+CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
-def render_html(blocks: list[Block]) -> str:
+def inline(text: object) -> str:
+    """Text as HTML: escaped, with `code spans` as <code>."""
+    return CODE_SPAN.sub(r"<code>\1</code>", html.escape(str(text)))
+
+
+def data_uri(path: Path) -> str:
+    """A PNG file as a data: URI, so the page needs no other file."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def html_table(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{inline(column)}</th>" for column in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(blocks: list[Block], root: Path) -> str:
+    """One self-contained page: pictures (relative to `root`) embedded as data: URIs, code spans as <code>."""
     parts = []
     for block in blocks:
         match block:
             case Heading(text, level):
-                parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+                parts.append(f"<h{level}>{inline(text)}</h{level}>")
             case Text(text):
-                parts.append(f"<p>{html.escape(text)}</p>")
+                parts.append(f"<p>{inline(text)}</p>")
             case Bullets(items):
-                parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>")
+                parts.append("<ul>" + "".join(f"<li>{inline(item)}</li>" for item in items) + "</ul>")
             case Picture(path, alt):
-                parts.append(f'<p><img src="{html.escape(path)}" alt="{html.escape(alt)}"></p>')
+                parts.append(f'<p><img src="{data_uri(root / path)}" alt="{html.escape(alt)}"></p>')
             case Table(frame, files):
                 links = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
-                parts.append(frame.to_html(index=False, border=0) + f"<p>As files: {links}</p>")
+                parts.append(html_table(frame) + f"<p>As files beside this page: {links}</p>")
     title = next(block.text for block in blocks if isinstance(block, Heading))
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")

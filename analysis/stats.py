@@ -29,6 +29,7 @@ NO_INTERVAL = "none (n < 2)"
 # Accuracy above chance is clipped here (0.1 percentage point, about one test example in a thousand): a
 # collapse to or below chance is a ratio near 0, never 0 or negative, and the log ratio stays finite.
 FLOOR = 1e-3
+MAX_EXPONENT = 700.0  # math.exp overflows just past 709
 
 Values = Sequence[float] | np.ndarray | pd.Series
 
@@ -163,7 +164,8 @@ def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, level: float,
     center, half = log_ratio(numerator, denominator, level)
     if half == 0:
         return summary(estimate, estimate, estimate, RATIO_METHOD, n)
-    ends = sorted(shift + scale * math.exp(center + sign * half) for sign in (-1, 1))
+    # an exponent past float range (a huge half-width at a level near 1) is an unbounded ratio, not an error
+    ends = sorted(shift + scale * math.exp(min(center + sign * half, MAX_EXPONENT)) for sign in (-1, 1))
     return summary(estimate, ends[0], ends[1], RATIO_METHOD, n)
 
 

@@ -1,7 +1,9 @@
 """`lop report` on a real smoke sweep (real Ray, real files), on partial and edited copies of it, and bad input."""
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -9,7 +11,7 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from analysis import figures
+from analysis import claims, figures, stats
 from analysis.load import load_results
 from analysis.metrics import diagnostic_columns
 from analysis.report import write_report
@@ -19,7 +21,8 @@ from tests.processes import kill_descendants, lop
 def sweep(tmp_path_factory, ray_env) -> Path:
     """A finished `fig1` smoke sweep: arms mlp and lstm, 2 replicates, 2 tasks of 1 epoch."""
     storage = tmp_path_factory.mktemp("sweeps")
-    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--storage", str(storage), env=ray_env)
+    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--arms", "mlp,lstm", "--storage",
+              str(storage), env=ray_env)
     kill_descendants()
     assert run.returncode == 0, run.stderr[-3000:]
     return storage / "fig1"
@@ -49,32 +52,74 @@ def test_report_of_a_smoke_sweep_writes_every_figure_and_table(sweep, tmp_path, 
     assert "report: reading" in run.stderr and "report: wrote" in run.stderr
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert written == ["figures/fig1-accuracy.png", "figures/fig1-accuracy.svg", "figures/fig1-diagnostics.png",
-                       "figures/fig1-diagnostics.svg", "report.html", "report.md", "tables/degradation.csv",
-                       "tables/degradation.md"]
-    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+                       "figures/fig1-diagnostics.svg", "report.html", "report.md", "tables/claims.csv",
+                       "tables/claims.md", "tables/degradation.csv", "tables/degradation.md", "tables/steps.csv",
+                       "tables/steps.md"]
+    md = (out / "report.md").read_text()
     for picture in ("figures/fig1-accuracy.png", "figures/fig1-diagnostics.png"):
-        assert f"]({picture})" in md and f'src="{picture}"' in page
-    assert md.index("Figure 1: MNIST label reshuffle: MLP vs LSTM") < md.index("## Tables")
+        assert f"]({picture})" in md
+    assert md.index("## Claims") < md.index("Figure 1: MNIST label reshuffle: MLP vs LSTM") < md.index("## Tables")
+    assert "(the paper's Figure 1, \"Baseline MNIST Reshuffle Experiments.\")" in md
     assert "MLP " in md and "LSTM " in md and "of its first-task accuracy by task 2" in md
     assert "What is missing" not in md
     table = pd.read_csv(out / "tables" / "degradation.csv")
-    assert sorted(table["arm"]) == ["lstm", "mlp"] and (table["n"] == 2).all()
-    assert (table["ci_method"] == "Student-t").all() and (table["diverged"] == 0).all()
-    assert dict(zip(table["arm"], table["paper"])) == {"mlp": 60.83, "lstm": 27.47}
+    assert sorted(table["arm"]) == ["lstm", "mlp"] and (table["n"] == 2).all() and (table["diverged"] == 0).all()
+    # the smoke scale is not the paper's configuration: no paper value, a note saying what differs
+    assert table["paper"].isna().all()
+    assert table["paper_note"].str.contains("paper: after 50 tasks × 30 epochs; this run: 2 × 1").all()
+    steps = pd.read_csv(out / "tables" / "steps.csv")  # 500 digits at batch 6000: one step an epoch
+    assert steps[["arm", "steps_min", "steps_max", "paper_steps"]].values.tolist() == [["lstm", 1, 1, 300],
+                                                                                        ["mlp", 1, 1, 300]]
+    assert "| fig1 | mlp | mnist-reshuffle | 1 | 1 | 300 |" in (out / "tables" / "steps.md").read_text()
 
 
-def test_each_figure_has_one_line_and_band_per_arm(sweep):
+def test_the_html_page_is_self_contained(sweep, tmp_path):
+    out = tmp_path / "report"
+    assert write_report([sweep], out) == []
+    page = (out / "report.html").read_text()
+    pictures = re.findall(r'<img src="([^"]+)"', page)
+    assert len(pictures) == 2 and all(p.startswith("data:image/png;base64,") for p in pictures)
+    assert base64.b64decode(pictures[0].split(",", 1)[1]) == (out / "figures" / "fig1-accuracy.png").read_bytes()
+    assert "<code>fig1</code>" in page and "`" not in re.sub(r"<img [^>]+>", "", page)
+    assert not re.search(r'(src|href)="https?:', page)
+
+
+def test_the_claims_table_gives_a_verdict_for_each_claim_run(sweep, tmp_path):
+    out = tmp_path / "report"
+    assert write_report([sweep], out) == []
+    table = pd.read_csv(out / "tables" / "claims.csv").set_index("id")
+    assert set(table.index) == set(claims.BY_ID)
+    run = table[table["test"].isin(["fig1/mlp", "fig1/lstm", "fig1/lstm vs fig1/mlp"])]
+    assert sorted(run.index) == ["lstm-degrades-less-than-mlp", "lstm-loses-plasticity-mnist-reshuffle",
+                                 "mlp-loses-plasticity-mnist-reshuffle", "recurrent-degrade-less-than-mlp/lstm"]
+    assert (run["n"] == 2).all() and run["verdict"].isin(["supported", "contradicted", "inconclusive"]).all()
+    assert (run["scale_note"] == "at scale smoke: 2 of 50 tasks, 1 of 30 epochs per task").all()
+    assert run["holm_level"].notna().all() and run["verdict_holm"].notna().all()
+    rest = table.drop(run.index)
+    assert set(rest["verdict"]) == {"not run", "not run (no verdict)"}
+    md = (out / "report.md").read_text()
+    assert "at scale smoke: 2 of 50 tasks" in md and "`mlp-loses-plasticity-mnist-reshuffle`" in md
+    assert "rules frozen when issue 10 lands" in md
+
+
+def labelled(ax) -> list[str]:
+    """The labels of an axis's legend lines (matplotlib hides labels starting with `_`, e.g. `_replicate`)."""
+    return [line.get_label() for line in ax.lines if not line.get_label().startswith("_")]
+
+
+def test_each_figure_has_one_line_and_band_per_arm_and_thin_replicate_lines(sweep):
     records = load_results(sweep)
     accuracy = figures.accuracy_figure(records, "Figure 1")
     (ax,) = accuracy.axes
-    assert [line.get_label() for line in ax.lines] == ["LSTM", "MLP"] and len(ax.collections) == 2
+    assert labelled(ax) == ["LSTM", "MLP"] and len(ax.collections) == 2
+    assert [line.get_label() for line in ax.lines].count("_replicate") == 4  # 2 arms x 2 replicates (< 5)
     diagnostics = figures.diagnostics_figure(records, "Figure 1: diagnostics")
     panels = [ax for ax in diagnostics.axes if ax.get_visible()]
     names = diagnostic_columns(records)
     assert len(panels) == len(names) == 6
     for ax, name in zip(panels, names):
         arms = sorted(records.loc[records[name].notna(), "model"].str.upper().unique())
-        assert sorted(line.get_label() for line in ax.lines) == arms, name
+        assert sorted(labelled(ax)) == arms, name
         assert len(ax.collections) == len(arms)
 
 
@@ -93,22 +138,23 @@ def test_a_partial_sweep_gives_a_partial_report(sweep, tmp_path):
     table = pd.read_csv(out / "tables" / "degradation.csv")
     assert table[["arm", "n", "incomplete"]].values.tolist() == [["mlp", 1, 1]]
     (ax,) = figures.accuracy_figure(load_results(partial), "partial").axes
-    assert [line.get_label() for line in ax.lines] == ["MLP"]
+    assert labelled(ax) == ["MLP"]
     assert any("report: wrote" in line for line in lines)
 
 
 def test_mitigation_arms_get_table1_paired_with_their_baseline(sweep, tmp_path):
     arms = {"mlp": {"arm": "baseline", "sweep": "fig4"},
-            "lstm": {"arm": "l2-1e-3", "mitigation": "l2", "sweep": "fig4"}}
+            "lstm": {"arm": "l2-1e-3", "mitigation": "l2", "model": "mlp", "sweep": "fig4"}}  # same config
     edited = edited_copy(sweep, tmp_path / "fig4", relabel(arms),
                          lambda m: {**m, "sweep": "fig4", "arms": ["baseline", "l2-1e-3"]})
     out = tmp_path / "report"
     assert write_report([edited], out) == []
     table = pd.read_csv(out / "tables" / "table1-iaa.csv")
-    assert table[["arm", "baseline", "n", "ci_method"]].values.tolist() == [["l2-1e-3", "baseline", 2, "Student-t"]]
+    assert table[["arm", "baseline", "n", "ci_method"]].values.tolist() == [["l2-1e-3", "baseline", 2,
+                                                                             stats.RATIO_METHOD]]
     records = load_results(edited)
     average = records.groupby(["arm", "seed"])["test_accuracy"].mean().unstack("arm")
-    by_hand = ((average["l2-1e-3"] - average["baseline"]) / average["baseline"] * 100).mean()
+    by_hand = (average["l2-1e-3"].mean() / average["baseline"].mean() - 1) * 100  # the ratio of the arms' means
     assert table["iaa"].iloc[0] == pytest.approx(by_hand)
     md = (out / "report.md").read_text()
     assert "Table 1: increase in average accuracy (IAA)" in md and "tables/table1-iaa.csv" in md
@@ -155,3 +201,19 @@ def test_bad_paths_exit_2_naming_what_is_missing_and_write_nothing(sweep, tmp_pa
     assert f"no sweep at {tmp_path / 'nowhere'}" in run.stderr
     assert "sweep fig1" in run.stderr and "has no finished task yet" in run.stderr
     assert not out.exists()
+
+
+def test_truncation_and_collapsed_replicates_are_reported(sweep, tmp_path):
+    def edit(row: dict) -> dict:
+        row = {**row, "truncated_fraction": 0.86 if row["arm"] == "mlp" else 0.5, "tokens_kept_fraction": 0.61,
+               "seq_len": 25}
+        if row["arm"] == "mlp" and row["seed"] == 1 and row["task"] == 1:  # every feature zero at task 2's end
+            row.update(effective_rank=0.0, stable_rank=0.0)
+        return row
+    out = tmp_path / "report"
+    assert write_report([edited_copy(sweep, tmp_path / "fig1", edit)], out) == []
+    truncation = pd.read_csv(out / "tables" / "truncation.csv")
+    assert truncation[["sweep", "sequence length", "sentences truncated", "tokens kept", "trials"]].values.tolist() \
+        == [["fig1", 25, "50.0 to 86.0 %", "61.0 %", 4]]
+    md = (out / "report.md").read_text()
+    assert "Collapsed representations" in md and "MLP 1 of 2 (first at task 2)" in md
