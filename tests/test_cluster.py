@@ -251,7 +251,7 @@ def wait_for_first_checkpoints(folder: Path, trials: int, timeout: float = 120) 
 def test_multinode_sweep_survives_a_lost_worker_node(cluster):
     """Runs last in this module: it kills the worker node."""
     # a sweep from the command line, two trials per GPU, lands on both nodes and exports completely
-    smoke = cluster.lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--storage",
+    smoke = cluster.lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--arms", "mlp,lstm", "--storage",
                         str(cluster.storage), "--address", cluster.address, "--gpus-per-trial", "0.5",
                         "--cpus-per-trial", "0.5")
     assert smoke.returncode == 0, smoke.stderr[-3000:]

@@ -47,7 +47,8 @@ def test_bad_storage_uri_exits_2(tmp_path):
 
 def test_sweep_through_a_file_uri(tmp_path, ray_env):
     storage = f"file://{tmp_path}/results"
-    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "1", "--storage", storage, env=ray_env)
+    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "1", "--arms", "mlp,lstm", "--storage", storage,
+              env=ray_env)
     assert run.returncode == 0, run.stderr[-3000:]
     folder = f"{storage}/fig1"
     assert f"lop sweep status {folder}" in run.stderr
