@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import itertools
 
 import pytest
@@ -19,6 +18,7 @@ from trainables.loop import head_size, run_stream
 from trainables.records import record_row
 from trainables.stream_data import build_stream_data, resolve, task_splits, truncation
 from trainables.streams import STREAMS, cycle_ordered_pair, pair_with_replacement
+from tests.test_loop import resumed_after, without_seconds
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -285,16 +285,4 @@ def _main():
 def test_resume_with_switches_on_equals_an_uninterrupted_run(fields, mnist, languages):
     cfg = tiny(tasks=3, **fields)
     data = languages if cfg.stream_spec.is_language else mnist
-    straight = [r.as_dict() for r, _ in run_stream(cfg, data)]
-    first = []
-    for record, state in run_stream(cfg, data):
-        first.append(record.as_dict())
-        if record.task == 0 and record.last_epoch_of_task:
-            buffer = io.BytesIO()
-            torch.save(state.state_dict(), buffer)
-            break
-    saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
-    resumed = first + [r.as_dict() for r, _ in run_stream(cfg, data, saved)]
-    for row in straight + resumed:
-        row.pop("seconds")
-    assert resumed == straight
+    assert resumed_after(cfg, data, task=0) == without_seconds([r.as_dict() for r, _ in run_stream(cfg, data)])

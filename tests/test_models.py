@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from lopmodels import MODELS, ModelSpec, build_model
 from lopmodels.registry import ConfigError
