@@ -184,8 +184,8 @@ def missing_items(run: SweepRun) -> list[str]:
     manifest, status = run.manifest, trial_status(run.records)
     absent = sorted(set(manifest.arms) - set(status["arm"]))
     items = [f"{run.name}: arm {arm} has no finished epoch" for arm in absent]
-    seeds = range(manifest.seed_start, manifest.seed_start + manifest.seeds)
-    expected = pd.MultiIndex.from_product([sorted(set(manifest.arms) - set(absent)), seeds], names=["arm", "seed"])
+    expected = pd.MultiIndex.from_tuples([(arm, seed) for arm in sorted(set(manifest.arms) - set(absent))
+                                          for seed in manifest.replicates(arm)], names=["arm", "seed"])
     started = pd.MultiIndex.from_frame(status[["arm", "seed"]])
     items += [f"{run.name}: arm {arm} replicate {seed} has no finished epoch"
               for arm, seed in expected.difference(started)]
@@ -218,7 +218,7 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
     manifest = run.manifest
     blocks: list[Block] = [Heading(f"{title} ({paper_figure(run)})")]
     notes = sweep_notes(run)
-    blocks.append(Text(f"Sweep `{run.name}` at {run.path}: scale {manifest.scale}, {manifest.seeds} replicate(s) "
+    blocks.append(Text(f"Sweep `{run.name}` at {run.path}: scale {manifest.scale}, {replicate_text(manifest)} "
                        f"per arm, arms {', '.join(manifest.arms)}, code {manifest.code_version}."
                        + (f" Scale note: {notes}." if notes else "")))
     echo(f"report: {run.name}: accuracy per task")
@@ -239,6 +239,14 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
         path = save(figures.heatmap_figure(grid, heading), out, f"{run.name}-degradation-heatmap", echo)
         blocks += [Heading(heading, 3), Picture(path, heading), Text(heatmap_sentence(degradation))]
     return blocks
+
+
+def replicate_text(manifest: Manifest) -> str:
+    """`3 replicate(s) per arm`, or the count of each arm where arms differ (10 per MLP arm, 5 per other)."""
+    counts = {arm: len(manifest.replicates(arm)) for arm in manifest.arms}
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} replicate(s) per arm"
+    return "replicates per arm: " + ", ".join(f"{arm} {count}" for arm, count in counts.items())
 
 
 def sweep_notes(run: SweepRun) -> str:

@@ -142,6 +142,17 @@ def test_a_partial_sweep_gives_a_partial_report(sweep, tmp_path):
     assert any("report: wrote" in line for line in lines)
 
 
+def test_missing_replicates_follow_each_arms_own_count(sweep, tmp_path):
+    """A manifest of per-arm defaults (`--seeds` not given): 3 replicates asked of mlp, 2 of lstm."""
+    asked = edited_copy(sweep, tmp_path / "fig1", manifest=lambda m: {**m, "seeds": None,
+                                                                     "arm_seeds": {"mlp": 3, "lstm": 2}})
+    out = tmp_path / "report"
+    assert write_report([asked], out) == []
+    md = (out / "report.md").read_text()
+    assert "fig1: arm mlp replicate 2 has no finished epoch" in md
+    assert "arm lstm replicate 2" not in md and "replicates per arm: lstm 2, mlp 3" in md
+
+
 def test_mitigation_arms_get_table1_paired_with_their_baseline(sweep, tmp_path):
     arms = {"mlp": {"arm": "baseline", "sweep": "fig4"},
             "lstm": {"arm": "l2-1e-3", "mitigation": "l2", "model": "mlp", "sweep": "fig4"}}  # same config
