@@ -2,7 +2,7 @@
 
 CBP, ReDo and the diagnostics act on hidden units. Each model declares its layers of units once
 (`LopModel.unit_layers`); everything that replaces or measures units is written against this map,
-so it is right for the MLP, the LSTM and the GRU alike. See ARCHITECTURE.md, "The unit map".
+so it is right for the MLP, the LSTM and the GRU alike. See docs/design.md, "The unit map".
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ REACH_SECONDS = 60  # for every node to report whether it sees the storage
 
 @dataclass(frozen=True)
 class Resources:
-    cpus_per_trial: float = 1.0  # two one-thread trials beat one two-thread trial (MACHINE-NOTES.md)
+    cpus_per_trial: float = 1.0  # two one-thread trials beat one two-thread trial (docs/performance.md)
     gpus_per_trial: float = 0.0  # a fraction packs trials onto one GPU (0.25: four per GPU)
     max_concurrent: int | None = None
     max_failures: int = 2

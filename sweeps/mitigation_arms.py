@@ -1,4 +1,4 @@
-"""The mitigation settings the sweeps compare, as arms: label -> TrialConfig fields (PAPER.md, "Mitigations")."""
+"""The mitigation settings the sweeps compare, as arms: label -> TrialConfig fields (docs/paper.md, "Models and training")."""
 
 from typing import Any, Mapping
 

@@ -2,7 +2,7 @@
 checks made before any trial starts (GPU share, storage every node can reach, an address with no cluster);
 cluster.yaml against Ray's own cluster-config schema.
 
-The cluster is two `ray start --block` processes with token authentication on (MACHINE-NOTES.md): a head
+The cluster is two `ray start --block` processes with token authentication on (docs/cluster.md): a head
 node at 127.0.0.2 and a worker node at 127.0.0.3, one CPU each, sharing this machine's filesystem. Each
 declares one GPU that this machine does not have (Ray schedules GPUs as numbers), so fractional GPU
 requests are scheduled for real while the trials themselves run on the CPU. Where

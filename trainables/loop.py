@@ -44,7 +44,7 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch produced: the per-epoch columns of a record (ARCHITECTURE.md, "Records")."""
+    """What one epoch produced: the per-epoch columns of a record (docs/records.md)."""
 
     task: int
     epoch: int

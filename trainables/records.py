@@ -1,4 +1,4 @@
-"""Rows of the results table: one per trial x task x epoch (ARCHITECTURE.md, "Records")."""
+"""Rows of the results table: one per trial x task x epoch (docs/records.md)."""
 from __future__ import annotations
 
 import functools

@@ -72,7 +72,7 @@ PAIR_SAMPLINGS = tuple(PAIR_SAMPLERS)  # "distinct" first: the default
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """A task stream and the paper's training settings for it (PAPER.md, "Models and training")."""
+    """A task stream and the paper's training settings for it (docs/paper.md, "Models and training")."""
 
     name: str
     dataset: str  # "mnist" or "languages"
