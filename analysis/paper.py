@@ -16,11 +16,7 @@ import pandas as pd
 
 from trainables.streams import STREAMS
 
-# Optimiser steps per task of the paper's MNIST reshuffle runs: 60,000 digits at batch 6,000, 10 steps an epoch
-# x 30 (ours: the same data and batch size). Its MNIST binary tasks take 2 or 3 steps an epoch by pair, as ours;
-# its language runs' steps are Tatoeba's (`StreamSpec.paper_steps_per_task`).
-MNIST_RESHUFFLE_STEPS = 300
-
+# The paper's optimiser steps per task are `StreamSpec.paper_steps_per_task` (its language runs': Tatoeba's).
 # The GRU's sequence length in the runs behind its degradation (`gru_medium.yaml`) and its mitigation runs.
 DEGRADATION_SEQ_LEN = 25
 
@@ -112,11 +108,6 @@ INCONSISTENCIES = (
 )
 
 
-def paper_steps_per_task(stream: str) -> int | None:
-    """The optimiser steps per task of the paper's runs on `stream`; None where they vary by task (MNIST pairs)."""
-    return MNIST_RESHUFFLE_STEPS if stream == "mnist-reshuffle" else STREAMS[stream].paper_steps_per_task
-
-
 def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -132,7 +123,7 @@ def training_difference(row: Mapping[str, Any], run: PaperRun) -> tuple[list[str
     The per-task training matches with the paper's epochs per task, or with its steps per task (a step-matched
     language run); the paper's language steps are Tatoeba's 2,600 sentences a language."""
     blocking, notes = [], []
-    paper_steps = paper_steps_per_task(run.stream)
+    paper_steps = STREAMS[run.stream].paper_steps_per_task
     steps = row.get("steps_per_task") if _present(row, "steps_per_task") else None
     if not _present(row, "tasks") or not _present(row, "epochs_per_task"):
         return ["this run's tasks and epochs per task are not recorded"], notes

@@ -24,6 +24,7 @@ from analysis.metrics import (diagnostic_columns, diagnostic_curves, final_accur
                               trial_status)
 from lopmodels.registry import ConfigError
 from sweeps.manifest import Manifest
+from trainables.streams import STREAMS
 
 Echo = Callable[[str], None]
 
@@ -338,7 +339,7 @@ def steps_table(records: pd.DataFrame) -> pd.DataFrame:
     table = recorded.groupby(["sweep", "arm"], as_index=False).agg(
         stream=("stream", "first"), epochs_per_task=("epochs_per_task", "first"),
         steps_min=("steps_per_task", "min"), steps_max=("steps_per_task", "max"))
-    return table.assign(paper_steps=table["stream"].map(paper.paper_steps_per_task).astype(float))
+    return table.assign(paper_steps=table["stream"].map(lambda s: STREAMS[s].paper_steps_per_task).astype(float))
 
 
 def steps_display(table: pd.DataFrame) -> pd.DataFrame:

@@ -101,7 +101,7 @@ def estimated_cpu_seconds(cfg: TrialConfig) -> float:
     per_class = TRAIN_SAMPLES[spec.dataset] // (classes if spec.dataset == "mnist" else 1)
     if cfg.train_limit:
         per_class = min(per_class, cfg.train_limit // classes)
-    samples_per_task = per_class * (2 if "binary" in cfg.stream else classes)
+    samples_per_task = per_class * (2 if spec.is_binary else classes)
     per_sample = SECONDS_PER_SAMPLE[cfg.model] * (cfg.hidden / {"mlp": 25, "lstm": 25, "gru": 64}[cfg.model]) ** 2
     if cfg.model != "mlp":
         per_sample *= cfg.seq_len / (28 if cfg.model == "lstm" else 50)

@@ -53,4 +53,5 @@ def test_paper_steps_per_task_follow_from_tatoebas_2600_sentences_a_language():
         spec = STREAMS[name]
         assert spec.paper_steps_per_task == 30 * math.ceil(2600 * languages / spec.batch_size)
     assert (STREAMS["lang-reshuffle"].paper_steps_per_task, STREAMS["lang-binary"].paper_steps_per_task) == (1530, 1230)
-    assert STREAMS["mnist-reshuffle"].paper_steps_per_task is None
+    assert STREAMS["mnist-reshuffle"].paper_steps_per_task == 30 * math.ceil(60_000 / 6000)  # 10 steps an epoch
+    assert STREAMS["mnist-binary"].paper_steps_per_task is None  # pairs of digits differ in size

@@ -83,8 +83,9 @@ class StreamSpec:
     lr: float
     batch_size: int
     seq_len: int  # tokens per sequence; 28 rows for images
-    # language streams: optimiser steps per task of the paper's runs (Tatoeba's 2,600 training sentences a
-    # language, 30 epochs): reshuffle ceil(26,000 / 512) = 51 a epoch, binary ceil(5,200 / 128) = 41
+    # optimiser steps per task of the paper's runs, 30 epochs each: MNIST reshuffle ceil(60,000 / 6,000) = 10 an
+    # epoch; Tatoeba's 2,600 training sentences a language: reshuffle ceil(26,000 / 512) = 51, binary
+    # ceil(5,200 / 128) = 41. None where it varies by task (MNIST pairs differ in size)
     paper_steps_per_task: int | None = None
 
     @property
@@ -112,7 +113,8 @@ def register_stream(spec: StreamSpec) -> StreamSpec:
 
 
 register_stream(StreamSpec("mnist-reshuffle", "mnist", MNIST_CLASSES, "reshuffle",
-                           tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28))
+                           tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28,
+                           paper_steps_per_task=300))
 register_stream(StreamSpec("mnist-binary", "mnist", MNIST_CLASSES, "binary",
                            tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28))
 register_stream(StreamSpec("lang-reshuffle", "languages", RESHUFFLE_LANGUAGES, "reshuffle",
