@@ -60,7 +60,7 @@ class TrialConfig:
     hidden: int | None = None  # units per hidden layer (None: mlp 25, lstm 25, gru 64)
     embed: int | None = None  # token embedding size (None: equal to hidden; language streams only)
     hidden_layers: int = 2  # MLP depth
-    seq_len: int | None = None  # tokens kept per sentence (None: 50); images are always 28 rows
+    seq_len: int | None = None  # tokens kept per sentence (None: 25 lang-reshuffle, 50 lang-binary); images: 28 rows
     tokenizer: str = "bpe"  # "bpe" (subword, trained on the training split) or "char"
     vocab_size: int = 8192  # BPE vocabulary size
     languages: tuple[str, ...] | None = None  # language streams: ISO 639-3 codes (None: the paper's set)

@@ -118,7 +118,7 @@ register_stream(StreamSpec("mnist-reshuffle", "mnist", MNIST_CLASSES, "reshuffle
 register_stream(StreamSpec("mnist-binary", "mnist", MNIST_CLASSES, "binary",
                            tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28))
 register_stream(StreamSpec("lang-reshuffle", "languages", RESHUFFLE_LANGUAGES, "reshuffle",
-                           tasks=100, epochs_per_task=30, lr=0.01, batch_size=512, seq_len=50,
+                           tasks=100, epochs_per_task=30, lr=0.01, batch_size=512, seq_len=25,  # gru_medium.yaml
                            paper_steps_per_task=1530))
 register_stream(StreamSpec("lang-binary", "languages", BINARY_LANGUAGES, "binary",
                            tasks=100, epochs_per_task=30, lr=0.1, batch_size=128, seq_len=50,
