@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
+from lopmodels.diagnostics import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
 from lopmodels.registry import ConfigError
 from trainables.config import TrialConfig
 
@@ -32,7 +33,7 @@ CONFIG = ["model", "stream", "mitigation", "hidden", "seq_len", "tasks", "epochs
 NOT_CONFIG = {"seed", "stream_seed", "device", "mitigation_args"}
 DIAGNOSTIC_SCALES = {"dead_fraction": "fraction", "saturated_fraction": "fraction", "effective_rank": "nonnegative",
                      "stable_rank": "nonnegative", "weight_magnitude": "nonnegative", "grad_norm": "nonnegative"}
-DIAGNOSTICS = tuple(DIAGNOSTIC_SCALES)  # record columns on a task's last epoch (docs/records.md)
+assert set(DIAGNOSTIC_SCALES) == set(DIAGNOSTICS), "every diagnostic needs the scale of its interval"
 ROBUST_K = 5  # tasks per end in the robust degradation, at most a quarter of the stream
 STATUSES = ("complete", "diverged", "incomplete")
 
