@@ -8,4 +8,5 @@ from lopmodels.recurrent import BidirectionalClassifier
 @MODELS.register("gru")
 class GRU(BidirectionalClassifier):
     cell = nn.GRU
+    cell_name = "gru"
     gates = 3  # r, z, n

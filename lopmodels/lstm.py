@@ -8,4 +8,5 @@ from lopmodels.recurrent import BidirectionalClassifier
 @MODELS.register("lstm")
 class LSTM(BidirectionalClassifier):
     cell = nn.LSTM
+    cell_name = "lstm"
     gates = 4  # i, f, g, o

@@ -12,6 +12,10 @@ Two readouts (`ModelSpec.readout`):
 A unit's activity (`Forward.activations`, for CBP, ReDo and the diagnostics) is the mean of |h_t| over the
 sample's valid (non-padding) time steps under either readout (Dohare et al. 2024, Sokar et al. 2023): the
 mean of h itself would under-rate a unit whose sign alternates.
+
+The recurrent layer is `nn.GRU` / `nn.LSTM` (its parameters and their names), computed on the CPU by
+`lopmodels.bidirectional` (a packed loop with a hand-written backward, several times faster there) and on
+GPUs by the module itself (cuDNN): every path, both readouts and the per-step values included.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lopmodels.base import Forward, LopModel, ModelSpec, UnitSteps, linear_bound
+from lopmodels.bidirectional import bidirectional
 from lopmodels.units import Slice, UnitLayer
 
 IMAGE_ROW = 28  # an image is a sequence of 28 rows of 28 pixels
@@ -32,6 +37,7 @@ class BidirectionalClassifier(LopModel):
     """Embedding (tokens only) -> bidirectional `cell` -> linear head on the readout of both directions."""
 
     cell: type[nn.RNNBase]
+    cell_name: str  # the cell in lopmodels.bidirectional: "gru" or "lstm"
     gates: int  # gate blocks per unit in the weight matrices: 4 for an LSTM (i, f, g, o), 3 for a GRU (r, z, n)
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -47,29 +53,37 @@ class BidirectionalClassifier(LopModel):
         self.rnn = self.cell(input_size, spec.hidden, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * spec.hidden, spec.num_classes)
 
-    def _run(self, inputs: torch.Tensor, lengths: torch.Tensor | None):
-        """The recurrent layer's output (a PackedSequence when packed, else [B, T, 2H]) and the features."""
+    def _run(self, inputs: torch.Tensor, lengths: torch.Tensor | None,
+             sequence: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The features, and (with `sequence`) the recurrent layer's outputs [B, T, 2H], zero at padding
+        under the "state" readout (the "last-position" run reads the padding as the reference does)."""
         x = self.embedding(inputs) if self.embedding is not None else inputs
         if self.readout == "last-position":
-            out, _ = self.rnn(x)  # the padded batch, unpacked, as the reference runs it
-            return out, out[:, -1]
-        if lengths is not None:
-            # lengths stay on the CPU (the loop indexes a CPU copy), so packing costs no host sync
-            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(x)
-        h_n = state[0] if isinstance(state, tuple) else state
-        return out, torch.cat((h_n[0], h_n[1]), dim=1)
+            out = self._layer(x, None, sequence=True)[1]  # the padded batch, unpacked, as the reference runs it
+            return out[:, -1], out
+        h_n, out = self._layer(x, lengths, sequence)
+        return torch.cat((h_n[0], h_n[1]), dim=1), out
+
+    def _layer(self, x: torch.Tensor, lengths: torch.Tensor | None,
+               sequence: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(h_n [2, B, H], outputs [B, T, 2H] or None) of the bidirectional layer over `x`."""
+        if x.device.type == "cpu":
+            weights = [getattr(self.rnn, f"{name}_l0{suffix}") for suffix in ("", "_reverse")
+                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            return bidirectional(self.cell_name, x, lengths, weights, sequence)
+        if lengths is None:
+            out, state = self.rnn(x)
+        else:  # lengths stay on the CPU (the loop indexes a CPU copy), so packing costs no host sync
+            packed, state = self.rnn(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
+            out = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])[0] if sequence else None
+        return (state[0] if isinstance(state, tuple) else state), out
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self._run(inputs, lengths)[1])
+        return self.head(self._run(inputs, lengths, sequence=False)[0])
 
     def forward_units(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None,
                       steps: bool = False) -> Forward:
-        out, features = self._run(inputs, lengths)
-        if isinstance(out, torch.Tensor):
-            padded = out
-        else:
-            padded, _ = pad_packed_sequence(out, batch_first=True)  # [B, longest length, 2H]
+        features, padded = self._run(inputs, lengths, sequence=True)
         H = self.hidden_size
         if lengths is None:  # every step is valid
             activity = padded.abs().mean(dim=1)
