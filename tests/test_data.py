@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import importlib
 import shutil
 import socket
 import struct
@@ -20,6 +21,7 @@ import pytest
 import torch
 
 from trainables.data import DataUnavailable, default_data_dir, languages, load, load_tokenizer, mnist, prepare
+from trainables.data.cache import npy_bytes, read_bundle, write_bundle
 from trainables.data.download import SourceFailed
 from trainables.data.tokenizer import MAX_LEN, PAD_ID, UNK_ID, unk_rates
 
@@ -335,6 +337,64 @@ def test_concurrent_loads_build_once(prepared: Path, tmp_path: Path, capsys: pyt
         thread.join()
     assert capsys.readouterr().err.count("preparing it") == 1
     assert len({r.data_hash for r in results}) == 1
+
+
+def counted_bundle_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The bundles `load` reads from now on: the real `read_bundle` (which reads every file), counting its calls."""
+    module = importlib.import_module("trainables.data.prepare")  # `trainables.data.prepare` is also the function
+    real, reads = module.read_bundle, []
+
+    def counted(path: Path):
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(module, "read_bundle", counted)
+    return reads
+
+
+@pytest.mark.parametrize("name", ["mnist", "languages"])
+def test_a_second_load_in_the_process_reads_nothing_again(prepared: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         name: str) -> None:
+    first = load(name, data_dir=prepared)
+    reads = counted_bundle_reads(monkeypatch)
+    monkeypatch.chdir(prepared.parent)
+    again = load(name, data_dir=Path(prepared.name))  # the same folder, named relatively
+    assert again is first and again.train.inputs is first.train.inputs and again.test.labels is first.test.labels
+    assert reads == []
+    if name == "mnist":  # tokenizer options do not apply to images
+        assert load(name, data_dir=prepared, tokenizer="char") is first and reads == []
+
+
+def test_a_re_prepared_bundle_is_read_again(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = copy_cache(prepared, tmp_path, "mnist")
+    first = load("mnist", data_dir=data_dir)
+    path = data_dir / "mnist" / "arrays"
+    bundle = read_bundle(path)
+    labels = 9 - bundle.array("test_labels.npy")
+    write_bundle(path, {**bundle.files, "test_labels.npy": npy_bytes(labels)}, bundle.meta)  # as `prepare` writes
+    reads = counted_bundle_reads(monkeypatch)
+    second = load("mnist", data_dir=data_dir)
+    assert reads == [path] and second is not first and second.data_hash != first.data_hash
+    assert torch.equal(second.test.labels, torch.from_numpy(labels).long())
+    assert torch.equal(first.test.labels, 9 - second.test.labels)  # the first Dataset is left as it was
+    assert load("mnist", data_dir=data_dir) is second and reads == [path]
+
+
+def test_new_sentences_are_noticed_by_every_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("language\ttext\n" + "".join(f"{lang}\t{lang} sentence {i}\n"
+                                                   for lang in ("aaa", "bbb", "ccc") for i in range(20)))
+    data_dir = tmp_path / "data"
+    prepare("languages", data_dir=data_dir, corpus=corpus, tokenizer="char", echo=lambda line: None)
+    first = load("languages", data_dir=data_dir, tokenizer="char")
+    # new sentences, and new tokens for BPE only: the char tokens on disk still belong to the old sentences
+    prepare("languages", data_dir=data_dir, corpus=corpus, languages=["ccc", "aaa"], vocab_size=64,
+            echo=lambda line: None)
+    capsys.readouterr()
+    second = load("languages", data_dir=data_dir, tokenizer="char")
+    assert "preparing it" in capsys.readouterr().err
+    assert first.classes == ("aaa", "bbb", "ccc") and second.classes == ("ccc", "aaa")
+    assert len(second.test) < len(first.test)
 
 
 def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

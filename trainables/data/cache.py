@@ -92,7 +92,7 @@ class Bundle:
         return pd.read_parquet(io.BytesIO(self.files[name]))
 
 
-def _digest(hashes: Mapping[str, str], meta: Mapping[str, Any]) -> str:
+def bundle_digest(hashes: Mapping[str, str], meta: Mapping[str, Any]) -> str:
     canonical = json.dumps({"files": dict(hashes), "meta": dict(meta)}, sort_keys=True, ensure_ascii=False)
     return sha256(canonical.encode())[:12]
 
@@ -133,4 +133,4 @@ def read_bundle(path: Path) -> Bundle:
         if sha256(data) != expected:
             raise CacheInvalid(f"{path / name} does not match its sha256 in {MANIFEST}")
         files[name] = data
-    return Bundle(path=path, meta=body["meta"], files=files, digest=_digest(body["files"], body["meta"]))
+    return Bundle(path=path, meta=body["meta"], files=files, digest=bundle_digest(body["files"], body["meta"]))
