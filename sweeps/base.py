@@ -1,11 +1,16 @@
 """`Sweep`: a figure or table of the paper as data (arms x replicates x scales), and the sweep registry."""
 from __future__ import annotations
 
+import functools
+import json
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
 from lopmodels.registry import ConfigError, Registry, check_choice
 from trainables.config import TrialConfig
+from trainables.streams import STREAMS
 
 SCALES = ("paper", "small", "smoke")
 # Replicates per arm when --seeds is not given: 10 where a trial costs minutes on a CPU (the MLP), else 5.
@@ -16,11 +21,11 @@ CHEAP_MODEL_SEEDS = {"mlp": 10}
 # scale can cut each stream's tasks to that stream's own count (`sweeps.scales.small`).
 ScaleOverrides = Union[Mapping[str, Any], Callable[[Mapping[str, Any]], Mapping[str, Any]]]
 
-# Rough seconds per training sample per epoch at the paper's widths on one thread of a 2-core CPU, as a sweep runs
-# each trial (tensors in memory, measured: an MLP epoch of 60,000 digits 0.22 s, an LSTM epoch 6.8 s, a GRU epoch
-# of 26,000 sentences at length 50 9.1 s); a recurrent model's cost grows with sequence length and roughly with
-# hidden size squared. The test pass and the diagnostics are the 20 % added on top.
-SECONDS_PER_SAMPLE = {"mlp": 3.7e-6, "lstm": 1.1e-4, "gru": 3.5e-4}
+# Measured seconds per training sample per epoch (test pass included), one thread, as a sweep runs each trial:
+# written by benchmarks/trial_costs.py, one row per (model, stream) that the registered sweeps run, each at that
+# stream's paper shapes. A trial's estimate scales its row by hidden size squared and sequence length (a single
+# scaling rule is off by up to 2x across streams, hence a row per stream; `estimated_cpu_seconds`).
+TRIAL_COSTS = Path(__file__).with_name("trial_costs.json")
 TRIAL_OVERHEAD_SECONDS = 2.0
 TRAIN_SAMPLES = {"mnist": 60_000, "languages": 800}  # per class for languages (the offline corpus)
 
@@ -93,20 +98,79 @@ def replicate_counts(trials: list[Trial]) -> dict[str, int]:
     return counts
 
 
-def estimated_cpu_seconds(cfg: TrialConfig) -> float:
-    """A rough CPU cost of one trial (one thread), for `lop sweep list` and `run`'s plan."""
+@dataclass(frozen=True)
+class TrialCost:
+    """A row of the cost table: seconds per training sample per epoch, and the shapes it is scaled from."""
+
+    seconds_per_sample: float
+    hidden: int
+    seq_len: int  # tokens kept per sentence; 28 rows for images
+    stream: str  # the stream it was measured on
+
+
+@functools.cache
+def read_costs(table: Path = TRIAL_COSTS) -> dict[str, dict[str, TrialCost]]:
+    """The measured cost of each model on each stream in `table` (model -> stream -> row), read once per process."""
+    models = json.loads(table.read_text())["models"]
+    return {model: {stream: TrialCost(row["seconds_per_sample"], row["hidden"], row["seq_len"], stream)
+                    for stream, row in sorted(streams.items())}
+            for model, streams in models.items()}
+
+
+def trial_cost(cfg: TrialConfig, table: Path = TRIAL_COSTS) -> TrialCost:
+    """The row that `cfg`'s estimate is scaled from: its own (model, stream); else the model's row on another
+    stream of the same dataset; else any row of the model (of several, the first stream by name). A model
+    without a row is an error that says how to measure it."""
+    rows = read_costs(table).get(cfg.model)
+    if not rows:
+        raise ConfigError(f"no measured cost for model {cfg.model!r} in {table}; measure it with "
+                          f"`python benchmarks/trial_costs.py --models {cfg.model}`")
+    if cfg.stream in rows:
+        return rows[cfg.stream]
+    dataset = cfg.stream_spec.dataset
+    same = [row for stream, row in rows.items() if stream in STREAMS and STREAMS[stream].dataset == dataset]
+    return (same or list(rows.values()))[0]
+
+
+def cost_pairs(scale: str = "paper") -> dict[tuple[str, str], int]:
+    """Each (model, stream) that the registered sweeps run at `scale`, with the hidden size its row is measured
+    at: the most common among those trials (ties: the model's default, else the smallest). The pairs the cost
+    table must hold (benchmarks/trial_costs.py measures them)."""
+    import sweeps.registry  # noqa: F401  (registers every sweep in SWEEPS)
+
+    hiddens: dict[tuple[str, str], Counter[int]] = {}
+    for _, sweep in SWEEPS.items():
+        for trial in sweep.trials(scale):
+            cfg = trial.config.resolved()
+            hiddens.setdefault((cfg.model, cfg.stream), Counter())[cfg.hidden] += 1
+    pairs = {}
+    for (model, stream), counts in sorted(hiddens.items()):
+        default = TrialConfig(model=model, stream=stream).resolved().hidden
+        pairs[model, stream] = max(counts, key=lambda h: (counts[h], h == default, -h))
+    return pairs
+
+
+def estimated_cpu_seconds(cfg: TrialConfig, table: Path = TRIAL_COSTS) -> float:
+    """A rough CPU cost of one trial (one thread), for `lop sweep list` and `run`'s plan, from the measured table.
+
+    Tasks x epochs per task x training samples per task x seconds per sample, plus a fixed overhead. The seconds
+    per sample come from the table's row of the trial's own (model, stream), measured at that stream's paper
+    shapes; if that pair has no row, from the model's row on another stream of the same dataset (MNIST or
+    languages), else from any row of the model (`trial_cost`). The row is scaled to the trial's shapes by
+    (hidden / row's hidden)^2 x (seq_len / row's seq_len): a ratio of 1 at the measured shapes. A model with no
+    row at all is an error that says how to measure it: no number is made up for it."""
     cfg = cfg.resolved()
+    cost = trial_cost(cfg, table)
     spec = cfg.stream_spec
     classes = len(cfg.languages) if cfg.languages else len(spec.classes)
     per_class = TRAIN_SAMPLES[spec.dataset] // (classes if spec.dataset == "mnist" else 1)
     if cfg.train_limit:
         per_class = min(per_class, cfg.train_limit // classes)
     samples_per_task = per_class * (2 if spec.is_binary else classes)
-    per_sample = SECONDS_PER_SAMPLE[cfg.model] * (cfg.hidden / {"mlp": 25, "lstm": 25, "gru": 64}[cfg.model]) ** 2
-    if cfg.model != "mlp":
-        per_sample *= cfg.seq_len / (28 if cfg.model == "lstm" else 50)
+    # the MLP's seq_len is the image's 28 rows, at which it was measured: a ratio of 1
+    per_sample = cost.seconds_per_sample * (cfg.hidden / cost.hidden) ** 2 * (cfg.seq_len / cost.seq_len)
     epochs = cfg.epochs_for(samples_per_task)  # step-matched arms run more epochs on the small corpus
-    return TRIAL_OVERHEAD_SECONDS + cfg.tasks * epochs * samples_per_task * per_sample * 1.2
+    return TRIAL_OVERHEAD_SECONDS + cfg.tasks * epochs * samples_per_task * per_sample
 
 
 SWEEPS: Registry[Sweep] = Registry("sweep")
