@@ -17,15 +17,23 @@ then `--epochs` timed epochs each, of which the median is printed.
 MNIST is our prepared data (`trainables.data.load("mnist")`); torchvision's raw idx files are written from
 it into a temporary folder, since the download does not work offline. The GRU uses synthetic tokens of the
 paper's lang-reshuffle shapes on both sides (10 languages x 2600 train / 400 test sentences, lengths
-uniform in 5..50, vocabulary 8192): the offline corpus holds only 800 training sentences a language.
+uniform in 5..50, vocabulary 8192), both reading the first 25 tokens (the stream's length): the offline
+corpus holds only 800 training sentences a language.
+
+`gru-cbp` is our GRU with continual backprop, which reads every unit's activity at every step
+(`forward_units`) and replaces units after each step; its reference side is the reference's plain GRU
+epoch (the reference's own CBP is not reproduced here), so its ratio shows what CBP costs on top.
 
 Throughput: the analytic FLOPs of our epoch (2 per multiply-add of the matmuls; a training step counts
-3x its forward pass for forward + backward, the test pass 1x; elementwise work not counted) over its
-seconds, beside a 2048x2048 `torch.mm` timed just before the model's epochs.
+3x its forward pass for forward + backward, the test pass 1x; only the real tokens' work, padding not
+counted; elementwise work not counted) over its seconds, beside a 2048x2048 `torch.mm` timed just before
+the model's epochs. Each model runs in a fresh process, so `peak_rss` is that model's own peak resident
+memory (both sides, the data, torch itself).
 
-    python benchmarks/loop_speed.py [--models mlp,lstm,gru] [--epochs 3] [--threads 2]
+    python benchmarks/loop_speed.py [--models mlp,lstm,gru,gru-cbp] [--epochs 3] [--threads 2]
 
-Prints, per model, `<model> ours=<s>s reference=<s>s speedup=<x>x` and `<model> gflops=<ours> mm_gflops=<mm>`.
+Prints, per model, `<model> ours=<s>s reference=<s>s speedup=<x>x` and
+`<model> gflops=<ours> mm_gflops=<mm> mm_fraction=<ours/mm> peak_rss=<MiB>MiB`.
 The machine (CPU, cores, threads, load average) goes to stderr: other work on the cores slows both sides,
 ours the most (its time is in multi-threaded kernels, which stall whenever one of their threads is
 descheduled), so compare numbers taken on an otherwise idle machine.
@@ -34,8 +42,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import struct
 import sys
@@ -56,7 +66,8 @@ from trainables.data import Dataset, Split
 from trainables.loop import run_stream
 from trainables.streams import RESHUFFLE_LANGUAGES
 
-MODELS = ("mlp", "lstm", "gru")
+MODELS = ("mlp", "lstm", "gru", "gru-cbp")
+MITIGATIONS = {"gru-cbp": "cbp"}  # benchmark name -> mitigation of our side (the model is the name's first part)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 IMAGE_ROWS = 28
 LANG_TRAIN, LANG_TEST = 2600, 400  # sentences per language in the paper's Tatoeba split
@@ -78,10 +89,12 @@ def mm_gflops(repeats: int = 10) -> float:
 
 # ---- ours -------------------------------------------------------------------------------------------
 
-def config_for(model: str, epochs: int) -> TrialConfig:
-    """The paper's settings for `model` on its reshuffle stream: one task of a warm-up + `epochs` epochs."""
+def config_for(name: str, epochs: int) -> TrialConfig:
+    """The paper's settings for benchmark `name` on its reshuffle stream: one task of a warm-up + `epochs` epochs."""
+    model = name.split("-")[0]
     stream = "lang-reshuffle" if model == "gru" else "mnist-reshuffle"
-    return TrialConfig(model=model, stream=stream, tasks=1, epochs_per_task=1 + epochs, device="cpu").resolved()
+    return TrialConfig(model=model, stream=stream, mitigation=MITIGATIONS.get(name, "none"), tasks=1,
+                       epochs_per_task=1 + epochs, device="cpu").resolved()
 
 
 def forward_flops(cfg: TrialConfig, split: Split, num_classes: int) -> float:
@@ -214,22 +227,26 @@ def time_both(cfg: TrialConfig, dataset: Dataset, train_set: torch.utils.data.Da
     return statistics.median(ours[1:]), statistics.median(reference[1:])
 
 
-def benchmark(model: str, epochs: int, mnist: Dataset | None, languages: Dataset | None) -> tuple[str, str]:
-    cfg = config_for(model, epochs)
+def benchmark(name: str, epochs: int, threads: int) -> list[str]:
+    """The printed lines of one model, measured in this process (a fresh one per model: its peak memory)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)  # the reference models' default initialisation draws from the global generator
+    cfg = config_for(name, epochs)
     mm = mm_gflops()
-    if model == "gru":
-        dataset = languages
-        train_set = TensorDataset(dataset.train.inputs, dataset.train.labels)
-        test_set = TensorDataset(dataset.test.inputs, dataset.test.labels)
+    if cfg.model == "gru":
+        dataset = synthetic_languages()  # both sides read the first seq_len tokens, as our loop truncates
+        train_set = TensorDataset(dataset.train.inputs[:, : cfg.seq_len], dataset.train.labels)
+        test_set = TensorDataset(dataset.test.inputs[:, : cfg.seq_len], dataset.test.labels)
         ours, reference = time_both(cfg, dataset, train_set, test_set, epochs)
     else:
-        dataset = mnist
+        dataset = lop_data.load("mnist")
         with tempfile.TemporaryDirectory() as root:
             mnist_raw(dataset, Path(root))
             ours, reference = time_both(cfg, dataset, *torchvision_mnist(Path(root)), epochs)
     gflops = epoch_flops(cfg, dataset) / ours / 1e9
-    return (f"{model} ours={ours:.3f}s reference={reference:.3f}s speedup={reference / ours:.1f}x",
-            f"{model} gflops={gflops:.1f} mm_gflops={mm:.1f}")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    return [f"{name} ours={ours:.3f}s reference={reference:.3f}s speedup={reference / ours:.1f}x",
+            f"{name} gflops={gflops:.1f} mm_gflops={mm:.1f} mm_fraction={gflops / mm:.2f} peak_rss={peak_mib:.0f}MiB"]
 
 
 def machine(threads: int) -> str:
@@ -262,22 +279,19 @@ def positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=parse_models, default=list(MODELS), help="comma-separated: mlp,lstm,gru")
+    parser.add_argument("--models", type=parse_models, default=list(MODELS), help="comma-separated: " + ",".join(MODELS))
     parser.add_argument("--epochs", type=positive, default=3, help="timed epochs per side, after a warm-up (>= 3)")
     parser.add_argument("--threads", type=positive, default=2, help="torch threads, the same for both sides")
     args = parser.parse_args(argv)
     if args.epochs < 3:
         parser.error(f"--epochs must be at least 3 (a median of at least three epochs), got {args.epochs}")
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)  # the reference models' default initialisation draws from the global generator
     print(machine(args.threads), file=sys.stderr, flush=True)
-    mnist = lop_data.load("mnist") if {"mlp", "lstm"} & set(args.models) else None
-    languages = synthetic_languages() if "gru" in args.models else None
-    for model in args.models:
-        for line in benchmark(model, args.epochs, mnist, languages):
-            print(line, flush=True)
-
+    spawn = multiprocessing.get_context("spawn")
+    for name in args.models:
+        with spawn.Pool(1) as pool:
+            for line in pool.apply(benchmark, (name, args.epochs, args.threads)):
+                print(line, flush=True)
 
 if __name__ == "__main__":
     main()

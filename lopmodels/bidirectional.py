@@ -25,28 +25,35 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from torch import nn
 from torch.autograd.function import once_differentiable
 
 CELLS = ("gru", "lstm")
 GATES = {"gru": 3, "lstm": 4}
 
 
-def check_shapes(cell: str, x: torch.Tensor, lengths: torch.Tensor | None, weights: Sequence[torch.Tensor]) -> None:
+def check_shapes(cell: str, x: torch.Tensor, lengths: torch.Tensor | None, weights: Sequence[torch.Tensor],
+                 embedding: nn.Embedding | None) -> None:
     """Refuse, naming the shapes, anything this layer does not compute (it never returns a wrong result)."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
     if len(weights) != 8:
         raise ValueError(f"expected 8 weights (w_ih, w_hh, b_ih, b_hh of both directions), got {len(weights)}")
-    if x.dim() != 3 or x.shape[0] < 1 or x.shape[1] < 1:
+    if embedding is None and (x.dim() != 3 or x.shape[0] < 1 or x.shape[1] < 1):
         raise ValueError(f"inputs must be [batch >= 1, time >= 1, features], got shape {tuple(x.shape)}")
+    if embedding is not None and (x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1 or x.is_floating_point()):
+        raise ValueError(f"token ids must be integers of shape [batch >= 1, time >= 1], got {x.dtype} "
+                         f"of shape {tuple(x.shape)}")
+    features = x.shape[2] if embedding is None else embedding.embedding_dim
+    dtype = x.dtype if embedding is None else embedding.weight.dtype
     gates, hidden = GATES[cell], weights[1].shape[1]
-    expected = [(gates * hidden, x.shape[2]), (gates * hidden, hidden), (gates * hidden,), (gates * hidden,)] * 2
+    expected = [(gates * hidden, features), (gates * hidden, hidden), (gates * hidden,), (gates * hidden,)] * 2
     actual = [tuple(w.shape) for w in weights]
     if actual != expected:
-        raise ValueError(f"{cell} weights of shapes {actual} do not fit inputs of {x.shape[2]} features and "
+        raise ValueError(f"{cell} weights of shapes {actual} do not fit inputs of {features} features and "
                          f"{hidden} hidden units; expected {expected}")
-    if any(w.dtype != x.dtype or w.device != x.device for w in weights):
-        raise ValueError(f"inputs ({x.dtype}, {x.device}) and weights must share one dtype and device")
+    if any(w.dtype != dtype or w.device != x.device for w in weights):
+        raise ValueError(f"inputs ({dtype}, {x.device}) and weights must share one dtype and device")
     if lengths is not None:
         if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
             raise ValueError(f"lengths must be integers of shape ({x.shape[0]},), got {lengths.dtype} "
@@ -89,8 +96,11 @@ class Packing:
         return cls(tuple(sizes.tolist()), tuple(offsets.tolist()),
                    torch.cat((forward, reverse)).to(device), final.to(device), previous.to(device))
 
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """[2, N, I] from [B, T, I]: each direction's tokens in its packed step order."""
+    def pack(self, x: torch.Tensor, embedding: nn.Embedding | None) -> torch.Tensor:
+        """[2, N, I] from [B, T, I], or from token ids [B, T] embedded after packing (fewer values to move):
+        each direction's tokens in its packed step order."""
+        if embedding is not None:
+            return embedding(x.reshape(-1).index_select(0, self.gather)).view(2, -1, embedding.embedding_dim)
         return x.reshape(-1, x.shape[2]).index_select(0, self.gather).view(2, -1, x.shape[2])
 
     def unpack(self, packed: torch.Tensor, batch: int, steps: int) -> torch.Tensor:
@@ -102,19 +112,21 @@ class Packing:
 
 
 def bidirectional(cell: str, x: torch.Tensor, lengths: torch.Tensor | None, weights: Sequence[torch.Tensor],
-                  sequence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`(h_n [2, B, H], out [B, T, 2H] or None)` of a bidirectional `cell` over `x` [B, T, I].
+                  sequence: bool = False, embedding: nn.Embedding | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`(h_n [2, B, H], out [B, T, 2H] or None)` of a bidirectional `cell` over `x` [B, T, I], or over token
+    ids `x` [B, T] looked up in `embedding`.
 
     `weights`: w_ih, w_hh, b_ih, b_hh of the forward direction, then of the reverse one (`nn.GRU` /
     `nn.LSTM` layout). `lengths` (integers, or None when every sequence fills T): each sequence's true
     length. `h_n` holds the forward state at each sequence's last token and the reverse state at its
     first; `out` (only with `sequence`) every step's states, zero at padding positions.
     """
-    check_shapes(cell, x, lengths, weights)
+    check_shapes(cell, x, lengths, weights, embedding)
     batch, steps = x.shape[:2]
     packing = Packing.of(lengths, batch, steps, x.device)
     w_ih, w_hh, b_ih, b_hh = (torch.stack((weights[k], weights[k + 4])) for k in range(4))
-    xs = packing.pack(x)
+    xs = packing.pack(x, embedding)
     if cell == "gru":
         states = _GRU.apply(xs, w_ih, w_hh, b_ih, b_hh, packing)
     else:  # gates in the order i, f, o, g inside, one bias
@@ -164,22 +176,26 @@ class _GRU(torch.autograd.Function):
     def forward(ctx, xs, w_ih, w_hh, b_ih, b_hh, packing):
         steps = Steps(packing)
         H = w_hh.shape[2]
-        b_ih, b_hh = b_ih[..., None], b_hh[..., None]
-        states, gates, hidden_gates = [], [], []  # per step: h' [2, H, n], (r, z, n) and W_hh h + b_hh
+        # b_hr and b_hz join the input projection's bias; b_hn stays inside r (W_hn h + b_hn)
+        folded = (b_ih + torch.cat((b_hh[:, : 2 * H], torch.zeros_like(b_hh[:, 2 * H :])), dim=1))[..., None]
+        b_hn = b_hh[:, 2 * H :, None]
+        states, gates, hidden_gates = [], [], []  # per step: h' [2, H, n], (r, z, n) and W_hn h + b_hn
         for i in range(len(steps)):
-            g = torch.baddbmm(b_ih, w_ih, step_inputs(xs, steps, i).transpose(1, 2))  # [2, 3H, n]
+            g = torch.baddbmm(folded, w_ih, step_inputs(xs, steps, i).transpose(1, 2))  # [2, 3H, n]
             if i:
                 h = states[i - 1][..., : steps.sizes[i]]
-                gh = torch.baddbmm(b_hh, w_hh, h)
-            else:
+                gh = torch.bmm(w_hh, h)
+                g[:, : 2 * H].add_(gh[:, : 2 * H])
+                ghn = gh[:, 2 * H :].add_(b_hn)
+            else:  # the initial state is zero
                 h = xs.new_zeros(2, H, steps.sizes[0])
-                gh = b_hh.expand(-1, -1, steps.sizes[0])
-            g[:, : 2 * H].add_(gh[:, : 2 * H]).sigmoid_()
+                ghn = b_hn.expand(-1, -1, steps.sizes[0])
+            g[:, : 2 * H].sigmoid_()
             r, z = g[:, :H], g[:, H : 2 * H]
-            n = g[:, 2 * H :].addcmul_(r, gh[:, 2 * H :]).tanh_()
+            n = g[:, 2 * H :].addcmul_(r, ghn).tanh_()
             states.append(torch.lerp(n, h, z))
             gates.append(g)
-            hidden_gates.append(gh)
+            hidden_gates.append(ghn)
         ctx.save_for_backward(xs, w_ih, w_hh, *states, *gates, *hidden_gates)
         ctx.packing = packing
         return torch.cat(states, dim=2).transpose(1, 2)  # [2, N, H], packed
@@ -201,7 +217,7 @@ class _GRU(torch.autograd.Function):
         grad_xs = [None] * count
         for i in reversed(range(count)):
             dh = dstates[..., steps.columns(i)]
-            g, ghn = gates[i], hidden_gates[i][:, 2 * H :]
+            g, ghn = gates[i], hidden_gates[i]
             r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
             d = g.new_empty(2, 4 * H, steps.sizes[i])
             d_ghn, d_r, d_z, d_n = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
@@ -223,7 +239,8 @@ class _GRU(torch.autograd.Function):
             grad_xs[i] = torch.bmm(inputs.transpose(1, 2), w_ih)
             if i:
                 grad_w_hh_nrz.baddbmm_(recurrent, h.transpose(1, 2))
-                dstates[..., steps.previous(i)] += torch.baddbmm(dh - dn, w_hh_nrz_t, recurrent)
+                # the previous state's gradient: dh z directly, and through the recurrent product
+                dstates[..., steps.previous(i)].add_(torch.bmm(w_hh_nrz_t, recurrent)).addcmul_(dh, z)
         grad_w_hh = reorder(grad_w_hh_nrz, (1, 2, 0), H)
         grad_b_hh = reorder(grad_b_hh_nrz, (1, 2, 0), H)
         return torch.cat(grad_xs, dim=1), grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None

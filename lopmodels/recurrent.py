@@ -57,20 +57,20 @@ class BidirectionalClassifier(LopModel):
              sequence: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The features, and (with `sequence`) the recurrent layer's outputs [B, T, 2H], zero at padding
         under the "state" readout (the "last-position" run reads the padding as the reference does)."""
-        x = self.embedding(inputs) if self.embedding is not None else inputs
         if self.readout == "last-position":
-            out = self._layer(x, None, sequence=True)[1]  # the padded batch, unpacked, as the reference runs it
+            out = self._layer(inputs, None, sequence=True)[1]  # the padded batch, unpacked, as the reference runs it
             return out[:, -1], out
-        h_n, out = self._layer(x, lengths, sequence)
+        h_n, out = self._layer(inputs, lengths, sequence)
         return torch.cat((h_n[0], h_n[1]), dim=1), out
 
-    def _layer(self, x: torch.Tensor, lengths: torch.Tensor | None,
+    def _layer(self, inputs: torch.Tensor, lengths: torch.Tensor | None,
                sequence: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(h_n [2, B, H], outputs [B, T, 2H] or None) of the bidirectional layer over `x`."""
-        if x.device.type == "cpu":
+        """(h_n [2, B, H], outputs [B, T, 2H] or None) of the embedding (tokens) and the bidirectional layer."""
+        if inputs.device.type == "cpu":  # tokens are packed before the embedding: fewer values to move
             weights = [getattr(self.rnn, f"{name}_l0{suffix}") for suffix in ("", "_reverse")
                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            return bidirectional(self.cell_name, x, lengths, weights, sequence)
+            return bidirectional(self.cell_name, inputs, lengths, weights, sequence, self.embedding)
+        x = self.embedding(inputs) if self.embedding is not None else inputs
         if lengths is None:
             out, state = self.rnn(x)
         else:  # lengths stay on the CPU (the loop indexes a CPU copy), so packing costs no host sync
