@@ -133,8 +133,8 @@ def bidirectional(cell: str, x: torch.Tensor, lengths: torch.Tensor | None, weig
         H = w_hh.shape[2]
         w_ih, w_hh, bias = (reorder(w, _LSTM.IFOG, H) for w in (w_ih, w_hh, b_ih + b_hh))
         states = _LSTM.apply(xs, w_ih, w_hh, bias, packing)
-    h_n = states[:, packing.final]
-    return h_n, (packing.unpack(states, batch, steps) if sequence else None)
+    h_n = states[..., packing.final].transpose(1, 2)  # states are feature-major, [2, H, N]
+    return h_n, (packing.unpack(states.transpose(1, 2), batch, steps) if sequence else None)
 
 
 def reorder(tensor: torch.Tensor, blocks: Sequence[int], hidden: int) -> torch.Tensor:
@@ -198,7 +198,7 @@ class _GRU(torch.autograd.Function):
             hidden_gates.append(ghn)
         ctx.save_for_backward(xs, w_ih, w_hh, *states, *gates, *hidden_gates)
         ctx.packing = packing
-        return torch.cat(states, dim=2).transpose(1, 2)  # [2, N, H], packed
+        return torch.cat(states, dim=2)  # [2, H, N], packed
 
     @staticmethod
     @once_differentiable
@@ -208,7 +208,7 @@ class _GRU(torch.autograd.Function):
         count = len(steps)
         states, gates, hidden_gates = saved[:count], saved[count : 2 * count], saved[2 * count :]
         H = w_hh.shape[2]
-        dstates = grad_states.transpose(1, 2).contiguous()  # [2, H, N]: accumulates each state's gradient
+        dstates = grad_states.clone(memory_format=torch.contiguous_format)  # accumulates each state's gradient
         # per step, the gradients of W_hn h + b_hn and of r, z, n before their nonlinearity: the first three
         # blocks are the recurrent product's (in n, r, z order), the last three the input projection's
         w_hh_nrz_t = reorder(w_hh, (2, 0, 1), H).transpose(1, 2)
@@ -275,7 +275,7 @@ class _LSTM(torch.autograd.Function):
             gates.append(g)
         ctx.save_for_backward(xs, w_ih, w_hh, *states, *cells, *tanh_cells, *gates)
         ctx.packing = packing
-        return torch.cat(states, dim=2).transpose(1, 2)  # [2, N, H], packed
+        return torch.cat(states, dim=2)  # [2, H, N], packed
 
     @staticmethod
     @once_differentiable
@@ -285,7 +285,7 @@ class _LSTM(torch.autograd.Function):
         count = len(steps)
         states, cells, tanh_cells, gates = (saved[k * count : (k + 1) * count] for k in range(4))
         H = w_hh.shape[2]
-        dstates = grad_states.transpose(1, 2).contiguous()  # [2, H, N]: accumulates each state's gradient
+        dstates = grad_states.clone(memory_format=torch.contiguous_format)  # accumulates each state's gradient
         w_hh_t = w_hh.transpose(1, 2)
         grad_w_ih, grad_w_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
         grad_bias = w_ih.new_zeros(2, 4 * H)
