@@ -55,7 +55,8 @@ def test_last_position_readout_is_the_references_out_at_minus_one():
     tokens[torch.arange(6)[None] >= lengths[:, None]] = 0  # padding after each sentence, as the data has
     with torch.no_grad():
         by_hand = reference.head(reference.rnn(reference.embedding(tokens))[0][:, -1])  # nets/gru.py's forward
-        torch.testing.assert_close(reference(tokens, lengths), by_hand, rtol=0, atol=0)
+        # the model computes its GRU with lopmodels.bidirectional on the CPU: nn.GRU's values up to rounding
+        torch.testing.assert_close(reference(tokens, lengths), by_hand, rtol=1e-5, atol=1e-6)
         theirs = reference.forward_units(tokens, lengths).features
         state = ours.forward_units(tokens, lengths).features
         full = ours.forward_units(tokens, torch.full((3,), 6)).features  # our readout, padding read as tokens
