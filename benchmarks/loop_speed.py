@@ -60,6 +60,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets, transforms
 
+from arguments import positive  # benchmarks/arguments.py, beside this script
+
 from trainables import data as lop_data
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
@@ -268,13 +270,6 @@ def parse_models(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown model(s) {', '.join(unknown) or repr(text)}; "
                                          f"choose from: {', '.join(MODELS)}")
     return models
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from arguments import positive  # benchmarks/arguments.py, beside this script
+
 from lopmodels import MODELS
 from sweeps.base import TRIAL_COSTS, cost_pairs
 from trainables import data as datasets
@@ -129,13 +131,6 @@ def previous_rows(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     models = json.loads(path.read_text())["models"]
     return {model: ({rows["stream"]: rows} if "seconds_per_sample" in rows else dict(rows))
             for model, rows in models.items()}
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:
