@@ -78,7 +78,6 @@ class Packing:
     offsets: tuple[int, ...]  # first packed position of each step
     gather: torch.Tensor  # [2N]: index into the flat [B*T] tokens, forward direction's steps then reverse's
     final: torch.Tensor  # [B]: packed position of each sequence's last step, in batch order
-    previous: torch.Tensor  # [N - sizes[0]]: packed position of the state each later step starts from
 
     @classmethod
     def of(cls, lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device) -> "Packing":
@@ -94,10 +93,8 @@ class Packing:
         reverse = row * steps + ordered[rank] - 1 - step
         final = torch.empty(batch, dtype=torch.long)
         final[order] = offsets[ordered - 1] + torch.arange(batch)
-        later = step >= 1
-        previous = offsets[step[later] - 1] + rank[later]
         return cls(tuple(sizes.tolist()), tuple(offsets.tolist()),
-                   torch.cat((forward, reverse)).to(device), final.to(device), previous.to(device))
+                   torch.cat((forward, reverse)).to(device), final.to(device))
 
     def pack(self, x: torch.Tensor, embedding: nn.Embedding | None) -> torch.Tensor:
         """[2, N, I] from [B, T, I], or from token ids [B, T] embedded after packing (fewer values to move):
@@ -166,6 +163,21 @@ class Steps:
         return slice(self.offsets[i - 1], self.offsets[i - 1] + self.sizes[i])
 
 
+def save_steps(ctx, packing: Packing, fixed: Sequence[torch.Tensor], *per_step: list[torch.Tensor]) -> torch.Tensor:
+    """Keep the fixed tensors and every step's tensors for the backward pass; return the packed states
+    [2, H, N] (the first list of `per_step`)."""
+    ctx.save_for_backward(*fixed, *(t for group in per_step for t in group))
+    ctx.packing, ctx.fixed = packing, len(fixed)
+    return torch.cat(per_step[0], dim=2)
+
+
+def saved_steps(ctx) -> tuple[list[torch.Tensor], Steps, list[Sequence[torch.Tensor]]]:
+    """(the fixed tensors, the steps, each per-step group) as `save_steps` kept them."""
+    saved, steps = ctx.saved_tensors, Steps(ctx.packing)
+    fixed, rest, count = list(saved[: ctx.fixed]), saved[ctx.fixed :], len(steps)
+    return fixed, steps, [rest[k : k + count] for k in range(0, len(rest), count)]
+
+
 def step_inputs(xs: torch.Tensor, steps: Steps, i: int) -> torch.Tensor:
     """[2, n_i, I]: step i's inputs, token-major (contiguous rows)."""
     return xs[:, steps.columns(i)]
@@ -199,17 +211,13 @@ class _GRU(torch.autograd.Function):
             states.append(torch.lerp(n, h, z))
             gates.append(g)
             hidden_gates.append(ghn)
-        ctx.save_for_backward(xs, w_ih, w_hh, *states, *gates, *hidden_gates)
-        ctx.packing = packing
-        return torch.cat(states, dim=2)  # [2, H, N], packed
+        return save_steps(ctx, packing, (xs, w_ih, w_hh), states, gates, hidden_gates)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states):
-        xs, w_ih, w_hh, *saved = ctx.saved_tensors
-        steps = Steps(ctx.packing)
+        (xs, w_ih, w_hh), steps, (states, gates, hidden_gates) = saved_steps(ctx)
         count = len(steps)
-        states, gates, hidden_gates = saved[:count], saved[count : 2 * count], saved[2 * count :]
         H = w_hh.shape[2]
         dstates = grad_states.clone(memory_format=torch.contiguous_format)  # accumulates each state's gradient
         # per step, the gradients of W_hn h + b_hn and of r, z, n before their nonlinearity: the first three
@@ -276,17 +284,13 @@ class _LSTM(torch.autograd.Function):
             cells.append(c)
             tanh_cells.append(tc)
             gates.append(g)
-        ctx.save_for_backward(xs, w_ih, w_hh, *states, *cells, *tanh_cells, *gates)
-        ctx.packing = packing
-        return torch.cat(states, dim=2)  # [2, H, N], packed
+        return save_steps(ctx, packing, (xs, w_ih, w_hh), states, cells, tanh_cells, gates)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_states):
-        xs, w_ih, w_hh, *saved = ctx.saved_tensors
-        steps = Steps(ctx.packing)
+        (xs, w_ih, w_hh), steps, (states, cells, tanh_cells, gates) = saved_steps(ctx)
         count = len(steps)
-        states, cells, tanh_cells, gates = (saved[k * count : (k + 1) * count] for k in range(4))
         H = w_hh.shape[2]
         dstates = grad_states.clone(memory_format=torch.contiguous_format)  # accumulates each state's gradient
         w_hh_t = w_hh.transpose(1, 2)
