@@ -1,4 +1,5 @@
-"""`lop report`: one or several sweeps -> every figure and table their runs support, report.md and report.html.
+"""`lop report`: one or several sweeps (folders or compact exports, `analysis.sources`) -> every figure and table
+their runs support, report.md and report.html.
 
 Both pages render the same blocks in the same order: what was read and what is missing, the claims of the
 paper with a verdict each (analysis/claims.py), then per sweep its figures, each with a sentence computed from
@@ -10,6 +11,7 @@ still written; `write_report` returns the problems and the command exits 2 when 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import re
 from dataclasses import dataclass
@@ -19,11 +21,10 @@ from typing import Callable
 import pandas as pd
 
 from analysis import claims, figures, paper, tables, verdicts
-from analysis.load import load_results
 from analysis.metrics import (diagnostic_columns, diagnostic_curves, final_accuracy, missing_baselines,
                               trial_status)
+from analysis.sources import SweepRun, read_sweeps, shared_notes, shared_trials
 from lopmodels.registry import ConfigError
-from sweeps.manifest import Manifest
 from trainables.streams import STREAMS
 
 Echo = Callable[[str], None]
@@ -58,51 +59,6 @@ class Table:
 
 
 Block = Heading | Text | Bullets | Picture | Table
-
-
-@dataclass(frozen=True)
-class SweepRun:
-    """One sweep folder as read: its manifest and its records."""
-
-    path: Path
-    manifest: Manifest
-    records: pd.DataFrame
-
-    @property
-    def name(self) -> str:
-        return self.manifest.sweep
-
-
-def read_sweep(path: Path) -> SweepRun:
-    """The manifest and records of the sweep at `path`; `ConfigError` naming what is missing."""
-    if not path.is_dir():
-        raise ConfigError(f"no sweep at {path}: not a folder; give the folder that `lop sweep run` printed")
-    manifest = Manifest.read(path)
-    records = load_results(path)
-    if set(records["sweep"]) != {manifest.sweep}:
-        raise ConfigError(f"the records at {path} belong to sweep(s) {', '.join(sorted(set(records['sweep'])))}, "
-                          f"its lop-sweep.json to {manifest.sweep}; give an unedited sweep folder")
-    if final_accuracy(records).empty:
-        raise ConfigError(f"sweep {manifest.sweep} at {path} has no finished task yet; report it once a trial "
-                          "has finished its first task (see `lop sweep status`)")
-    return SweepRun(path, manifest, records)
-
-
-def read_sweeps(paths: list[Path], echo: Echo) -> tuple[list[SweepRun], list[str]]:
-    """Every readable sweep of `paths` (sorted by name: fig1 ... fig6, table1) and one problem per unreadable."""
-    runs: dict[str, SweepRun] = {}
-    problems = []
-    for path in paths:
-        echo(f"report: reading {path}")
-        try:
-            run = read_sweep(path)
-            if run.name in runs:
-                raise ConfigError(f"sweep {run.name} given twice ({runs[run.name].path} and {path}); "
-                                  "report them separately")
-            runs[run.name] = run
-        except ConfigError as error:
-            problems.append(str(error))
-    return [runs[name] for name in sorted(runs)], problems
 
 
 def figure_title(run: SweepRun) -> str:
@@ -181,12 +137,12 @@ def iaa_sentence(table: pd.DataFrame) -> str:
 
 
 def missing_items(run: SweepRun) -> list[str]:
-    """What a sweep's manifest asked for that its records lack: arms absent, trials not started, trials unfinished."""
-    manifest, status = run.manifest, trial_status(run.records)
-    absent = sorted(set(manifest.arms) - set(status["arm"]))
+    """What the sweep's manifests asked for that its records lack: arms absent, trials not started, unfinished."""
+    status, asked = trial_status(run.records), run.asked()
+    absent = sorted(set(asked) - set(status["arm"]))
     items = [f"{run.name}: arm {arm} has no finished epoch" for arm in absent]
-    expected = pd.MultiIndex.from_tuples([(arm, seed) for arm in sorted(set(manifest.arms) - set(absent))
-                                          for seed in manifest.replicates(arm)], names=["arm", "seed"])
+    expected = pd.MultiIndex.from_tuples([(arm, seed) for arm in sorted(set(asked) - set(absent))
+                                          for seed in asked[arm]], names=["arm", "seed"])
     started = pd.MultiIndex.from_frame(status[["arm", "seed"]])
     items += [f"{run.name}: arm {arm} replicate {seed} has no finished epoch"
               for arm, seed in expected.difference(started)]
@@ -219,8 +175,9 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
     manifest = run.manifest
     blocks: list[Block] = [Heading(f"{title} ({paper_figure(run)})")]
     notes = sweep_notes(run)
-    blocks.append(Text(f"Sweep `{run.name}` at {run.path}: scale {manifest.scale}, {replicate_text(manifest)} "
-                       f"per arm, arms {', '.join(manifest.arms)}, code {manifest.code_version}."
+    arms = list(dict.fromkeys([*run.arms, *run.records["arm"]]))
+    blocks.append(Text(f"Sweep `{run.name}` at {run.where}: scale {manifest.scale}, {replicate_text(run)}, "
+                       f"arms {', '.join(arms)}, code {', '.join(run.code_versions)}."
                        + (f" Scale note: {notes}." if notes else "")))
     echo(f"report: {run.name}: accuracy per task")
     blocks += [Picture(save(figures.accuracy_figure(run.records, title), out, f"{run.name}-accuracy", echo),
@@ -242,9 +199,13 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
     return blocks
 
 
-def replicate_text(manifest: Manifest) -> str:
-    """`3 replicate(s) per arm`, or the count of each arm where arms differ (10 per MLP arm, 5 per other)."""
-    counts = {arm: len(manifest.replicates(arm)) for arm in manifest.arms}
+def replicate_text(run: SweepRun) -> str:
+    """`3 replicate(s) per arm`, or the count of each arm where arms differ (10 per MLP arm, 5 per other): the
+    replicates asked for, or found (an arm filled by another sweep's trials)."""
+    found = run.records.groupby("arm")["seed"].nunique()
+    asked = run.asked()
+    counts = {arm: max(len(asked.get(arm, [])), int(found.get(arm, 0))) for arm in dict.fromkeys(
+        [*asked, *found.index])}
     if len(set(counts.values())) == 1:
         return f"{next(iter(counts.values()))} replicate(s) per arm"
     return "replicates per arm: " + ", ".join(f"{arm} {count}" for arm, count in counts.items())
@@ -387,11 +348,10 @@ CLAIM_NOTES = (
 )
 
 
-def claims_blocks(runs: list[SweepRun], records: pd.DataFrame, out: Path,
-                  echo: Echo) -> tuple[list[Block], list[str]]:
+def claims_blocks(reading: Reading, out: Path, echo: Echo) -> tuple[list[Block], list[str]]:
     """The Claims table (tables/claims.csv, .md): every claim of the registry, with a verdict where run."""
     try:
-        table = claims.evaluate(records, {run.name: run.manifest.scale for run in runs})
+        table = claims.evaluate(reading.claim_records, reading.scales)
     except ConfigError as error:
         return [], [f"claims: {error}"]
     display = claims_display(table)
@@ -436,44 +396,81 @@ INTRO = ("Every number is an estimate over replicates (replicate k runs seed = s
          "degradation and IAA.")
 
 
-def build(runs: list[SweepRun], problems: list[str], out: Path, echo: Echo) -> tuple[list[Block], list[str]]:
+@dataclass(frozen=True)
+class Reading:
+    """Everything read: the sweeps (their arms filled by other sweeps' trials of the same configurations), the
+    records the claims read (also the arms of sweeps not given that such trials fill), each sweep's scale,
+    the problems met and the notes on trials counted once."""
+
+    runs: list[SweepRun]
+    claim_records: pd.DataFrame
+    scales: dict[str, str]
+    problems: list[str]
+    notes: list[str]
+
+
+def read(paths: list[Path], echo: Echo) -> Reading:
+    runs, problems, notes = read_sweeps(paths, echo)
+    if not runs:
+        return Reading([], pd.DataFrame(), {}, problems, notes)
+    records = pd.concat([run.records for run in runs], ignore_index=True)
+    scales = {run.name: run.manifest.scale for run in runs}
+    shared, found = shared_trials(records, scales)
+    runs = [dataclasses.replace(run, records=pd.concat([run.records, shared[shared["sweep"] == run.name]],
+                                                       ignore_index=True)) for run in runs]
+    sharing = shared_notes(shared)
+    for note in sharing:
+        echo(f"report: {note}")
+    return Reading(runs, pd.concat([records, shared], ignore_index=True), {**scales, **found}, problems,
+                   notes + sharing)
+
+
+def build(reading: Reading, out: Path, echo: Echo) -> tuple[list[Block], list[str]]:
     """Write every figure and table under `out`; the report's blocks and any new problems."""
+    runs = reading.runs
     records = pd.concat([run.records for run in runs], ignore_index=True)
     degradation = tables.degradation_table(records)
     blocks: list[Block] = [
         Heading("Loss of plasticity in recurrent models: report", 1), Text(INTRO),
-        Bullets(tuple(f"{run.name}: {run.manifest.title} ({run.path})" for run in runs))]
-    claim_section, claim_problems = claims_blocks(runs, records, out, echo)
+        Bullets(tuple(f"{run.name}: {run.manifest.title} ({run.where})" for run in runs))]
+    claim_section, claim_problems = claims_blocks(reading, out, echo)
     sections = [block for run in runs
                 for block in sweep_section(run, degradation[degradation["sweep"] == run.name], out, echo)]
     table_section, table_problems = table_blocks(records, degradation, out, echo)
-    missing = [item for run in runs for item in missing_items(run)] + problems + table_problems + claim_problems
+    missing = ([item for run in runs for item in missing_items(run)] + reading.problems + table_problems
+               + claim_problems)
     diverged = [item for run in runs for item in diverged_items(run)]
     if missing:
         blocks += [Heading("What is missing"), Bullets(tuple(missing))]
     if diverged:
         blocks += [Heading("Diverged trials"), Bullets(tuple(diverged))]
+    if reading.notes:
+        blocks += [Heading("Trials counted once"),
+                   Text("A trial given twice, or run under another sweep's arm of the same configuration and "
+                        "seeds, is one trial: it enters every mean once per arm it stands for."),
+                   Bullets(tuple(reading.notes))]
     more = protocol_blocks(records, out, echo)
     return blocks + claim_section + sections + table_section + more, table_problems + claim_problems
 
 
 def write_report(paths: list[Path], out: Path, echo: Echo = lambda line: None) -> list[str]:
-    """Read the sweeps at `paths`, write everything they support under `out`; the problems met (empty: none).
+    """Read the sweeps at `paths` (folders or compact exports), write everything they support under `out`; the
+    problems met (empty: none).
 
     Nothing is written when no sweep could be read.
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the report")
-    runs, problems = read_sweeps(paths, echo)
-    if not runs:
-        return problems
+    reading = read(paths, echo)
+    if not reading.runs:
+        return reading.problems
     for folder in (out / "figures", out / "tables"):
         folder.mkdir(parents=True, exist_ok=True)
-    blocks, more = build(runs, problems, out, echo)
+    blocks, more = build(reading, out, echo)
     (out / "report.md").write_text(render_markdown(blocks))
     (out / "report.html").write_text(render_html(blocks, out))
     echo(f"report: wrote {out / 'report.md'} and {out / 'report.html'}")
-    return problems + more
+    return reading.problems + more
 
 
 def render_markdown(blocks: list[Block]) -> str:

@@ -239,17 +239,31 @@ def results() -> None:
 @results.command("export")
 @click.argument("path")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--compact", is_flag=True,
+              help="Only each task's last epoch (where the diagnostics are), with the sweep's manifest: the "
+                   "kilobytes `lop report` reads, for publishing results without the sweep folder.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @friendly_errors
-def results_export(path: str, out: Path) -> None:
-    """Every trial's full per-epoch history as one tidy parquet file (one row per trial x task x epoch)."""
+def results_export(path: str, out: Path, compact: bool, force: bool) -> None:
+    """Every trial's full per-epoch history as one tidy parquet file (one row per trial x task x epoch), or with
+    --compact its tasks' last epochs."""
+    from analysis.compact import write_compact
     from analysis.load import load_results
+    from sweeps.manifest import Manifest
+    from sweeps.storage import location
     from trainables.run_trial import write_parquet
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must name a .parquet file, got {out}")
     if not out.parent.exists():
         raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist")
+    if out.exists() and not force:
+        raise ConfigError(f"--out {out} exists; give another path or --force to replace it")
+    manifest = Manifest.read(location(path)) if compact else None
     frame = load_results(path)
-    write_parquet(frame, out)
+    if manifest is not None:
+        frame = write_compact(frame, manifest, out)
+    else:
+        write_parquet(frame, out)
     click.echo(f"wrote {len(frame)} rows ({frame['trial_id'].nunique()} trials) to {out}", err=True)
 
 
@@ -259,7 +273,8 @@ def results_export(path: str, out: Path) -> None:
               help="Folder for report.md, report.html, figures/ and tables/.")
 @friendly_errors
 def report(paths: tuple[Path, ...], out: Path) -> None:
-    """The paper's figures and tables with confidence intervals, from one or several sweep folders."""
+    """The paper's figures and tables with confidence intervals, from sweep folders and compact exports
+    (`lop results export --compact`): the parts of one sweep are merged, each trial counted once."""
     from analysis.report import write_report
     problems = write_report(list(paths), out, echo=lambda line: click.echo(line, err=True))
     if problems:

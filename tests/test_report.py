@@ -228,3 +228,91 @@ def test_truncation_and_collapsed_replicates_are_reported(sweep, tmp_path):
         == [["fig1", 25, "50.0 to 86.0 %", "61.0 %", 4]]
     md = (out / "report.md").read_text()
     assert "Collapsed representations" in md and "MLP 1 of 2 (first at task 2)" in md
+
+
+def compact_export(folder: Path, out: Path, env: dict | None = None) -> Path:
+    run = lop("results", "export", str(folder), "--compact", "--out", str(out), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out
+
+
+def without_replicate(sweep: Path, to: Path, seed: int) -> Path:
+    """A copy of `sweep` as if replicate `seed` had not started, its manifest asking for the others only."""
+    copy = edited_copy(sweep, to, manifest=lambda m: {**m, "seed_start": 1 - seed, "seeds": 1, "arm_seeds": {}})
+    for folder in copy.glob(f"*-r{seed}-*"):
+        shutil.rmtree(folder)
+    return copy
+
+
+def test_a_compact_export_gives_the_report_of_its_sweep_folder(sweep, tmp_path, ray_env):
+    export = compact_export(sweep, tmp_path / "fig1.parquet", ray_env)
+    full = load_results(sweep)
+    rows = pd.read_parquet(export)
+    assert len(rows) == len(full[full["epoch"] == full["epochs_per_task"] - 1]) == 2 * 2 * 2  # arms x seeds x tasks
+    assert export.stat().st_size < 100_000
+    assert write_report([sweep], tmp_path / "from-folder") == []
+    assert write_report([export], tmp_path / "from-export") == []
+    for table in ("claims", "degradation", "steps"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "from-export" / "tables" / f"{table}.csv"),
+                                      pd.read_csv(tmp_path / "from-folder" / "tables" / f"{table}.csv"))
+    refused = lop("results", "export", str(sweep), "--compact", "--out", str(export), env=ray_env)
+    assert refused.returncode == 2 and "exists; give another path or --force" in refused.stderr
+
+
+def test_parts_of_a_sweep_merge_and_a_trial_given_twice_counts_once(sweep, tmp_path, ray_env):
+    seed0 = compact_export(without_replicate(sweep, tmp_path / "a" / "fig1", 1), tmp_path / "seed0.parquet", ray_env)
+    seed1 = without_replicate(sweep, tmp_path / "b" / "fig1", 0)
+    assert write_report([sweep], tmp_path / "whole") == []
+    lines: list[str] = []
+    # seed 0 as an export, seed 1 as a folder, and the whole sweep again: every trial is in two sources
+    assert write_report([seed0, seed1, sweep], tmp_path / "parts", echo=lines.append) == []
+    whole = pd.read_csv(tmp_path / "whole" / "tables" / "degradation.csv")
+    parts = pd.read_csv(tmp_path / "parts" / "tables" / "degradation.csv")
+    assert (parts["n"] == 2).all()
+    pd.testing.assert_frame_equal(parts, whole)
+    counted_once = [line for line in lines if "counted once" in line]
+    assert len(counted_once) == 4 and all("is in both" in line for line in counted_once)
+    md = (tmp_path / "parts" / "report.md").read_text()
+    assert "## Trials counted once" in md and "What is missing" not in md
+
+
+def test_a_replicate_with_two_configurations_is_refused_naming_both(sweep, tmp_path):
+    other = edited_copy(sweep, tmp_path / "fig1", lambda r: {**r, "lr": 0.5})
+    problems = write_report([sweep, other], tmp_path / "report")
+    assert len(problems) == 1 and "differs between" in problems[0] and "lr 0.01 vs 0.5" in problems[0]
+    assert "report them separately" in problems[0]
+
+
+def test_a_compact_export_of_another_schema_is_refused_with_the_fix(sweep, tmp_path, ray_env):
+    import pyarrow.parquet as pq
+    from analysis.compact import METADATA_KEY
+    export = compact_export(sweep, tmp_path / "fig1.parquet", ray_env)
+    table = pq.read_table(export)
+    meta = json.loads(table.schema.metadata[METADATA_KEY])
+    old = tmp_path / "old.parquet"
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps({**meta, "schema_version": 0})}), old)
+    plain = tmp_path / "plain.parquet"
+    pd.read_parquet(export).to_parquet(plain)
+    out = tmp_path / "report"
+    run = lop("report", str(old), str(plain), "--out", str(out), env=ray_env)
+    assert run.returncode == 2 and not out.exists()
+    assert "schema version 0, this lop reads version 1" in run.stderr and "re-export it" in run.stderr
+    assert "is not a compact export" in run.stderr
+
+
+def test_an_arm_run_under_another_sweep_fills_the_claims_that_name_it(sweep, tmp_path):
+    """fig1's `mlp` arm is fig4's `baseline`: trials run as one serve the claims and figures of the other."""
+    fig4 = edited_copy(sweep, tmp_path / "fig4", relabel({"mlp": {"sweep": "fig4", "arm": "baseline"}}),
+                       lambda m: {**m, "sweep": "fig4", "arms": ["baseline"]})
+    for folder in fig4.glob("lstm-*"):
+        shutil.rmtree(folder)
+    lines: list[str] = []
+    assert write_report([fig4], tmp_path / "report", echo=lines.append) == []
+    table = pd.read_csv(tmp_path / "report" / "tables" / "claims.csv").set_index("id")
+    claim = table.loc["mlp-loses-plasticity-mnist-reshuffle"]
+    assert claim["test"] == "fig1/mlp" and claim["n"] == 2 and claim["scale"] == "smoke"
+    assert any("fig1/mlp: replicate(s) 0, 1 are the trials of fig4/baseline" in line for line in lines)
+    # the LSTM was not run under any sweep: its claim stays not run
+    assert table.loc["lstm-loses-plasticity-mnist-reshuffle", "verdict"] == "not run"
+    degradation = pd.read_csv(tmp_path / "report" / "tables" / "degradation.csv")
+    assert degradation["sweep"].tolist() == ["fig4"]  # a sweep not given gets no section of its own

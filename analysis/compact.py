@@ -1,0 +1,83 @@
+"""Compact exports: a sweep's results small enough to keep in a repository, and read back by `lop report`.
+
+A compact export is one parquet file per sweep: the records (docs/records.md) of each task's last epoch, where
+the diagnostics are, plus the epoch a diverged trial stopped at, which is every row the report reads
+(`analysis.metrics`): kilobytes per trial instead of the sweep folder's checkpoints and per-epoch history. The
+file's parquet metadata holds the sweep's manifest and the record schema's version, so a fresh clone can
+rebuild the report without the sweep folder.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lopmodels.registry import ConfigError
+from sweeps.manifest import Manifest
+
+METADATA_KEY = b"lop.compact"
+# The version of the record columns (docs/records.md) a compact export holds. Bump it when a column the report
+# reads is renamed or changes meaning; `read_compact` refuses other versions with the way to re-export.
+SCHEMA_VERSION = 1
+# The columns the report cannot do without.
+REQUIRED = ("sweep", "arm", "trial_id", "model", "stream", "mitigation", "seed", "stream_seed", "tasks",
+            "epochs_per_task", "hidden", "seq_len", "task", "epoch", "task_classes", "test_accuracy", "diverged")
+
+
+def compact(records: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `records` the report reads: each task's last epoch, and every diverged epoch."""
+    kept = (records["epoch"] == records["epochs_per_task"] - 1) | records["diverged"].astype(bool)
+    return records[kept].reset_index(drop=True)
+
+
+def write_compact(records: pd.DataFrame, manifest: Manifest, out: Path) -> pd.DataFrame:
+    """Write the compact export of one sweep's `records` to `out` (atomically); the rows written."""
+    rows = compact(records)
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    meta = {"schema_version": SCHEMA_VERSION, "manifest": asdict(manifest)}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           METADATA_KEY: json.dumps(meta).encode()})
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(out)
+    return rows
+
+
+def is_compact(path: Path) -> bool:
+    return path.suffix == ".parquet"
+
+
+def read_compact(path: Path) -> tuple[Manifest, pd.DataFrame]:
+    """The manifest and records of a compact export; `ConfigError` naming the problem and the fix."""
+    if not path.is_file():
+        raise ConfigError(f"no compact export at {path}; give a file written by `lop results export --compact`")
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise ConfigError(f"{path} is not a readable parquet file ({error}); re-export it with "
+                          "`lop results export SWEEP --compact --out FILE`") from None
+    raw = (parquet.schema_arrow.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ConfigError(f"{path} is not a compact export (no lop metadata: a full `lop results export` or "
+                          "another file); export it with `lop results export SWEEP --compact --out FILE`")
+    meta = json.loads(raw)
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ConfigError(f"{path} holds records of schema version {version}, this lop reads version "
+                          f"{SCHEMA_VERSION}; re-export it from its sweep folder with this lop "
+                          "(`lop results export SWEEP --compact --out FILE`)")
+    records = parquet.read().to_pandas()
+    missing = [c for c in REQUIRED if c not in records.columns]
+    if missing:
+        raise ConfigError(f"{path} lacks the record column(s) {', '.join(missing)}; re-export it from its sweep "
+                          "folder with this lop (`lop results export SWEEP --compact --out FILE`)")
+    try:
+        manifest = Manifest(**meta["manifest"])
+    except (KeyError, TypeError) as error:
+        raise ConfigError(f"{path} has a damaged manifest in its metadata ({error}); re-export it") from None
+    records["task_classes"] = records["task_classes"].map(tuple)
+    return manifest, records
