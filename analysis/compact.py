@@ -25,11 +25,23 @@ METADATA_KEY = b"lop.compact"
 SCHEMA_VERSION = 1
 # The columns the report cannot do without.
 REQUIRED = ("sweep", "arm", "trial_id", "model", "stream", "mitigation", "seed", "stream_seed", "tasks",
-            "epochs_per_task", "hidden", "seq_len", "task", "epoch", "task_classes", "test_accuracy", "diverged")
+            "epochs_per_task", "hidden", "seq_len", "task", "epoch", "task_classes", "test_accuracy", "diverged",
+            "task_seconds", "threads")
+
+
+def with_task_seconds(records: pd.DataFrame) -> pd.DataFrame:
+    """`records` with `task_seconds`, the wall time of each task's epochs so far (what a trial cost, kept when
+    the other epochs are dropped)."""
+    if "task_seconds" in records.columns:
+        return records
+    seconds = records.groupby(["sweep", "arm", "trial_id", "task"])["seconds"].transform("sum")
+    return records.assign(task_seconds=seconds)
 
 
 def compact(records: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `records` the report reads: each task's last epoch, and every diverged epoch."""
+    """The rows of `records` the report reads: each task's last epoch, and every diverged epoch, with
+    `task_seconds`."""
+    records = with_task_seconds(records)
     kept = (records["epoch"] == records["epochs_per_task"] - 1) | records["diverged"].astype(bool)
     return records[kept].reset_index(drop=True)
 

@@ -303,6 +303,29 @@ def steps_table(records: pd.DataFrame) -> pd.DataFrame:
     return table.assign(paper_steps=table["stream"].map(lambda s: STREAMS[s].paper_steps_per_task).astype(float))
 
 
+def cost_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, arm): the trials it ran itself (not those shared from another sweep's arm), the tasks they
+    finished, and what those tasks cost: hours of wall time summed over trials, CPU-hours (wall time x the
+    trial's threads), minutes per task, and the devices."""
+    if "task_seconds" not in records.columns:
+        return pd.DataFrame()
+    own = records[records["shared_from"].isna()] if "shared_from" in records.columns else records
+    tasks = own[(own["epoch"] == own["epochs_per_task"] - 1) | own["diverged"].astype(bool)]
+    tasks = tasks.assign(cpu_seconds=tasks["task_seconds"] * tasks["threads"].fillna(1))
+    table = tasks.groupby(["sweep", "arm"], as_index=False).agg(
+        trials=("trial_id", "nunique"), tasks=("task", "size"), wall_seconds=("task_seconds", "sum"),
+        cpu_seconds=("cpu_seconds", "sum"), devices=("device", lambda d: ", ".join(sorted(set(d)))))
+    return pd.DataFrame({"sweep": table["sweep"], "arm": table["arm"], "trials": table["trials"],
+                         "tasks finished": table["tasks"], "wall hours": table["wall_seconds"] / 3600,
+                         "CPU-hours": table["cpu_seconds"] / 3600,
+                         "minutes per task": table["wall_seconds"] / 60 / table["tasks"], "devices": table["devices"]})
+
+
+def cost_display(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(**{c: table[c].map(lambda v: f"{v:.2f}") for c in ("wall hours", "CPU-hours",
+                                                                          "minutes per task")})
+
+
 def steps_display(table: pd.DataFrame) -> pd.DataFrame:
     steps = [f"{int(low):,}" if low == high else f"{int(low):,} to {int(high):,}"
              for low, high in zip(table["steps_min"], table["steps_max"])]
@@ -368,8 +391,12 @@ def claims_blocks(reading: Reading, out: Path, echo: Echo) -> tuple[list[Block],
 def protocol_blocks(records: pd.DataFrame, out: Path, echo: Echo) -> list[Block]:
     """Steps per task beside the paper's, and truncation per sequence length (language sweeps), when recorded."""
     blocks: list[Block] = []
-    steps, truncation = steps_table(records), truncation_table(records)
+    steps, truncation, cost = steps_table(records), truncation_table(records), cost_table(records)
     for name, title, text, table, display in (
+            ("cost", "What the runs cost",
+             "Per arm, the trials it ran itself (an arm filled by another sweep's trials cost nothing more) and "
+             "the wall time of their finished tasks, summed over trials; CPU-hours count each trial's threads.",
+             cost, cost_display(cost) if not cost.empty else cost),
             ("steps", "Optimiser steps per task",
              "Steps per task of each arm beside the paper's (Tatoeba's 2,600 sentences a language for language "
              "streams; the offline corpus has 800, so fewer steps at the paper's 30 epochs unless step-matched).",

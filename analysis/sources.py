@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from analysis.compact import is_compact, read_compact
+from analysis.compact import is_compact, read_compact, with_task_seconds
 from analysis.load import load_results
 from analysis.metrics import TRIAL, config_columns, final_accuracy
 from lopmodels.registry import ConfigError
@@ -77,7 +77,7 @@ def read_source(path: Path) -> SweepRun:
         raise ConfigError(f"no sweep at {path}: not a folder or a compact export (.parquet); give the folder that "
                           "`lop sweep run` printed or a file of `lop results export --compact`")
     else:
-        manifest, records = Manifest.read(path), load_results(path)
+        manifest, records = Manifest.read(path), with_task_seconds(load_results(path))
     if set(records["sweep"]) != {manifest.sweep}:
         raise ConfigError(f"the records at {path} belong to sweep(s) {', '.join(sorted(set(records['sweep'])))}, "
                           f"its manifest to {manifest.sweep}; give an unedited sweep folder or export")

@@ -53,8 +53,8 @@ def test_report_of_a_smoke_sweep_writes_every_figure_and_table(sweep, tmp_path, 
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert written == ["figures/fig1-accuracy.png", "figures/fig1-accuracy.svg", "figures/fig1-diagnostics.png",
                        "figures/fig1-diagnostics.svg", "report.html", "report.md", "tables/claims.csv",
-                       "tables/claims.md", "tables/degradation.csv", "tables/degradation.md", "tables/steps.csv",
-                       "tables/steps.md"]
+                       "tables/claims.md", "tables/cost.csv", "tables/cost.md", "tables/degradation.csv",
+                       "tables/degradation.md", "tables/steps.csv", "tables/steps.md"]
     md = (out / "report.md").read_text()
     for picture in ("figures/fig1-accuracy.png", "figures/fig1-diagnostics.png"):
         assert f"]({picture})" in md
@@ -71,6 +71,13 @@ def test_report_of_a_smoke_sweep_writes_every_figure_and_table(sweep, tmp_path, 
     assert steps[["arm", "steps_min", "steps_max", "paper_steps"]].values.tolist() == [["lstm", 1, 1, 300],
                                                                                         ["mlp", 1, 1, 300]]
     assert "| fig1 | mlp | mnist-reshuffle | 1 | 1 | 300 |" in (out / "tables" / "steps.md").read_text()
+    cost = pd.read_csv(out / "tables" / "cost.csv").set_index("arm")
+    records = load_results(sweep)
+    for arm in ("mlp", "lstm"):
+        part = records[records["arm"] == arm]
+        assert cost.loc[arm, "trials"] == 2 and cost.loc[arm, "tasks finished"] == 4
+        assert cost.loc[arm, "wall hours"] == pytest.approx(part["seconds"].sum() / 3600)
+        assert cost.loc[arm, "CPU-hours"] == pytest.approx((part["seconds"] * part["threads"]).sum() / 3600)
 
 
 def test_the_html_page_is_self_contained(sweep, tmp_path):
