@@ -173,6 +173,21 @@ def estimated_cpu_seconds(cfg: TrialConfig, table: Path = TRIAL_COSTS) -> float:
     return TRIAL_OVERHEAD_SECONDS + cfg.tasks * epochs * samples_per_task * per_sample
 
 
+def shared_arms(sweep: Sweep, scale: str, arms: list[str]) -> dict[str, list[str]]:
+    """Each of `arms` whose trials have the configuration of another registered sweep's arm at `scale` (fig5's
+    `baseline` is fig3's `reshuffle`): those arms' trials are one trial each (`lop report` reuses them), so a
+    configuration needs running once."""
+    import sweeps.registry  # noqa: F401  (registers every sweep in SWEEPS)
+
+    def columns(owner: Sweep, arm: str) -> dict[str, Any]:
+        return owner.config(arm, scale, 0).resolved().columns()
+
+    others = [(f"{other.name}/{arm}", columns(other, arm)) for _, other in SWEEPS.items() if other.name != sweep.name
+              for arm in other.arms_at(scale)]
+    found = {arm: [label for label, cols in others if cols == columns(sweep, arm)] for arm in arms}
+    return {arm: labels for arm, labels in found.items() if labels}
+
+
 SWEEPS: Registry[Sweep] = Registry("sweep")
 
 

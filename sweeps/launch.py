@@ -32,7 +32,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 
 from analysis.load import load_results  # noqa: E402
 from lopmodels.registry import ConfigError  # noqa: E402
-from sweeps.base import Sweep, Trial, estimated_cpu_seconds, replicate_counts  # noqa: E402
+from sweeps.base import Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms  # noqa: E402
 from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.status import snapshot_trials  # noqa: E402
@@ -282,6 +282,11 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             raise
     echo(f"sweep {sweep.name} ({sweep.title}), scale {scale}: {describe(trials)}")
     echo(f"  {sweep.notes.get(scale, '')}")
+    shared = shared_arms(sweep, scale, sorted({t.arm for t in trials}))
+    if shared:
+        echo("  arms with the configuration of another sweep's arm (`lop report` uses one run for both; leave out "
+             "with --arms what you have run): " + "; ".join(f"{arm} = {', '.join(labels)}"
+                                                           for arm, labels in shared.items()))
     if dry_run:
         for t in trials:
             echo(f"  {t.arm:<16} replicate {t.replicate}  {t.config.model} on {t.config.stream}")

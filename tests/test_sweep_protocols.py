@@ -82,3 +82,12 @@ def test_manifest_replicates_per_arm_and_for_older_manifests():
                   data_hash={})
     assert Manifest(seeds=None, arm_seeds={"mlp": 10, "lstm": 5}, **common).replicates("lstm") == range(2, 7)
     assert Manifest(seeds=3, **common).replicates("mlp") == range(2, 5)  # written before per-arm counts
+
+
+def test_arms_that_repeat_another_sweeps_configuration_are_named_so_they_run_once():
+    from sweeps.base import shared_arms
+    shared = shared_arms(SWEEPS["fig5"], "small", ["baseline", "reset", "cbp"])
+    assert "fig3/reshuffle" in shared["baseline"] and "fig3/reshuffle-reset" in shared["reset"]
+    assert "table1/gru-cbp" in shared["cbp"] and "fig3/reshuffle" not in shared["cbp"]
+    assert "fig4/baseline" in shared_arms(SWEEPS["fig1"], "paper", ["mlp"])["mlp"]
+    assert shared_arms(SWEEPS["fig3"], "small", ["reshuffle-matched"]) == {}  # step-matched: its own config
