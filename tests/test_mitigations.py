@@ -503,8 +503,12 @@ def test_every_mitigation_runs_in_the_loop_and_resumes_exactly(name, args, model
     assert [(r["task"], r["epoch"]) for r in straight] == [(0, 0), (1, 0)]
 
     saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
-    resumed = [record.as_dict() for record, state in run_stream(cfg, data, saved)]
+    resumed, resumed_state = [], None
+    for record, resumed_state in run_stream(cfg, data, saved):
+        resumed.append(record.as_dict())
     for row in straight + resumed:
         row.pop("seconds")
     assert resumed == straight[1:]
-    assert all(torch.equal(v, final[k]) for k, v in state.net.state_dict().items())
+    assert resumed_state is not None and resumed_state is not state
+    after = resumed_state.net.state_dict()
+    assert after.keys() == final.keys() and all(torch.equal(after[k], final[k]) for k in final)
