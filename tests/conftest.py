@@ -7,6 +7,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts Ray (it uses `ray_env`, or runs a loopback cluster) `ray`: `-m "not ray"`
+    is the unit tier."""
+    for item in items:
+        if "ray_env" in getattr(item, "fixturenames", ()) or item.module.__name__.endswith("test_cluster"):
+            item.add_marker(pytest.mark.ray)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A prepared data cache: $LOP_DATA_DIR when set (CI prepares it once), else a fresh temporary one."""
