@@ -1,4 +1,4 @@
 """From Tune experiments to tidy DataFrames, metrics, figures, tables and reports."""
-from analysis.load import load_results
+from sweeps.results import load_results
 
 __all__ = ["load_results"]

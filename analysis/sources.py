@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compact import is_compact, read_compact, with_task_seconds
-from analysis.load import load_results
+from sweeps.results import load_results
 from analysis.metrics import TRIAL, config_columns, final_accuracy
 from lopmodels.registry import ConfigError
 from sweeps.base import SCALES

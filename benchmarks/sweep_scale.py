@@ -103,7 +103,7 @@ def main() -> None:
         if run.returncode != 0 or not stats_file.exists():
             sys.exit(f"sweep failed:\n{run.stderr[-3000:]}")
         stats = json.loads(stats_file.read_text())
-        from analysis.load import RESULT_FILE, load_results, read_rows, trial_folders
+        from sweeps.results import RESULT_FILE, load_results, read_rows, trial_folders
         frame = load_results(storage / "scale")
         in_trial = statistics.mean(row["time_total_s"] for folder in trial_folders(storage / "scale")
                                    for row in read_rows(folder / RESULT_FILE))

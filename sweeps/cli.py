@@ -248,7 +248,7 @@ def results_export(path: str, out: Path, compact: bool, force: bool) -> None:
     """Every trial's full per-epoch history as one tidy parquet file (one row per trial x task x epoch), or with
     --compact its tasks' last epochs."""
     from analysis.compact import write_compact
-    from analysis.load import load_results
+    from sweeps.results import load_results
     from sweeps.manifest import Manifest
     from sweeps.storage import location
     from trainables.run_trial import write_parquet

@@ -30,7 +30,7 @@ from ray import tune  # noqa: E402
 from ray.tune.logger import JsonLoggerCallback  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
-from analysis.load import load_results  # noqa: E402
+from sweeps.results import load_results  # noqa: E402
 from lopmodels.registry import ConfigError  # noqa: E402
 from sweeps.base import Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms  # noqa: E402
 from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from analysis.load import RESULT_FILE, latest_attempts, read_rows
+from sweeps.results import RESULT_FILE, latest_attempts, read_rows
 from sweeps.manifest import LOCK, Manifest
 from sweeps.storage import StoragePath, local_path, location
 

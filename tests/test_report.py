@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis import claims, figures, stats
-from analysis.load import load_results
+from sweeps.results import load_results
 from analysis.metrics import diagnostic_columns
 from analysis.report import write_report
 from tests.processes import kill_descendants, lop

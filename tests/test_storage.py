@@ -70,7 +70,7 @@ def test_sweep_through_a_file_uri(tmp_path, ray_env):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "after.parquet"), frame)
 
     # the same sweep in a bucket: copied into pyarrow's in-memory filesystem and read back through it
-    from analysis.load import load_results
+    from sweeps.results import load_results
     from sweeps.status import sweep_status
     bucket = pyarrow._fs._MockFileSystem()
     bucket.create_dir("bucket/results")

@@ -2,51 +2,13 @@
 
 `load(name)` returns a prepared `Dataset` from the cache (preparing it on first use);
 `prepare(...)` is what `lop data prepare` calls. Sources and caching live in the modules
-beside this one; everything a trial needs is the `Dataset` below.
+beside this one; everything a trial needs is the `Dataset` (dataset.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split of a dataset, as tensors ready to move to the trial's device."""
-
-    inputs: torch.Tensor  # images: float32 [N, 28, 28], normalised; tokens: int64 [N, max_len], padded with pad_id
-    labels: torch.Tensor  # int64 [N]: index into Dataset.classes
-    lengths: torch.Tensor | None = None  # int64 [N]: true token counts (>= 1); None for images
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A prepared dataset: fixed train/test splits and the names of its classes."""
-
-    name: str  # "mnist" or "languages"
-    kind: str  # "image" or "tokens"
-    classes: tuple[str, ...]  # "0".."9", or ISO 639-3 codes ("spa")
-    train: Split
-    test: Split
-    source: str  # where the data came from, for provenance and `lop data prepare`'s output
-    data_hash: str  # short sha256 of the cached arrays: the `data_hash` record column
-    tokenizer: str | None = None  # "bpe-8192", "char"; None for images
-    vocab_size: int | None = None  # number of token ids, PAD and UNK included
-    pad_id: int | None = None
-
-    @property
-    def max_len(self) -> int:
-        """Longest token sequence stored (images: 28 rows)."""
-        return int(self.train.inputs.shape[1])
-
-
-# Imported after the dataclasses above, which these modules build.
-from .cache import default_data_dir  # noqa: E402
-from .download import DataUnavailable  # noqa: E402
-from .prepare import NAMES, load, load_tokenizer, prepare  # noqa: E402
+from .cache import default_data_dir
+from .dataset import Dataset, Split
+from .download import DataUnavailable
+from .prepare import NAMES, load, load_tokenizer, prepare
 
 __all__ = ["NAMES", "DataUnavailable", "Dataset", "Split", "default_data_dir", "load", "load_tokenizer", "prepare"]

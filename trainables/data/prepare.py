@@ -27,8 +27,9 @@ from tokenizers import Tokenizer
 
 from lopmodels.registry import ConfigError, check_choice
 
-from . import Dataset, Split, mnist
+from . import mnist
 from . import tokenizer as tok
+from .dataset import Dataset, Split
 from .cache import (
     Bundle,
     CacheInvalid,
