@@ -19,7 +19,7 @@ import pandas as pd
 from analysis import stats, verdicts
 from analysis.metrics import (arm_difference, average_accuracy, chance_of, default_k, degradation,
                               final_accuracy)
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from trainables.streams import STREAMS
 
 

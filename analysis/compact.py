@@ -16,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from sweeps.manifest import Manifest
+from trainables.files import replacing
 
 METADATA_KEY = b"lop.compact"
 # The version of the record columns (docs/records.md) a compact export holds. Bump it when a column the report
@@ -53,9 +54,8 @@ def write_compact(records: pd.DataFrame, manifest: Manifest, out: Path) -> pd.Da
     meta = {"schema_version": SCHEMA_VERSION, "manifest": asdict(manifest)}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            METADATA_KEY: json.dumps(meta).encode()})
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(out)
+    with replacing(out) as tmp:
+        pq.write_table(table, tmp)
     return rows
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from analysis import stats
 from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
 from lopmodels.diagnostics import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
 
 TRIAL = ["sweep", "arm", "trial_id", "seed", "stream_seed"]

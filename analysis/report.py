@@ -24,7 +24,7 @@ from analysis import claims, figures, paper, tables, verdicts
 from analysis.metrics import (diagnostic_columns, diagnostic_curves, final_accuracy, missing_baselines,
                               trial_status)
 from analysis.sources import SweepRun, read_sweeps, shared_notes, shared_trials
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from trainables.streams import STREAMS
 
 Echo = Callable[[str], None]

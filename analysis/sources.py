@@ -20,7 +20,7 @@ import pandas as pd
 from analysis.compact import is_compact, read_compact, with_task_seconds
 from sweeps.results import load_results
 from analysis.metrics import TRIAL, config_columns, final_accuracy
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError, LopError, NoResults
 from sweeps.base import SCALES
 from sweeps.manifest import Manifest
 from sweeps.registry import SWEEPS
@@ -82,8 +82,8 @@ def read_source(path: Path) -> SweepRun:
         raise ConfigError(f"the records at {path} belong to sweep(s) {', '.join(sorted(set(records['sweep'])))}, "
                           f"its manifest to {manifest.sweep}; give an unedited sweep folder or export")
     if final_accuracy(records).empty:
-        raise ConfigError(f"sweep {manifest.sweep} at {path} has no finished task yet; report it once a trial "
-                          "has finished its first task (see `lop sweep status`)")
+        raise NoResults(f"sweep {manifest.sweep} at {path} has no finished task yet; report it once a trial "
+                        "has finished its first task (see `lop sweep status`)")
     return SweepRun((path,), (manifest,), records)
 
 
@@ -161,7 +161,7 @@ def read_sweeps(paths: list[Path], echo: Echo) -> tuple[list[SweepRun], list[str
         echo(f"report: reading {path}")
         try:
             run = read_source(path)
-        except ConfigError as error:
+        except LopError as error:
             problems.append(str(error))
             continue
         parts.setdefault(run.name, []).append(run)

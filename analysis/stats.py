@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 
 LEVEL = 0.95
 SUMMARY_COLUMNS = ["mean", "ci_low", "ci_high", "ci_method", "n"]

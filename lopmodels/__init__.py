@@ -1,14 +1,23 @@
 """Everything about the network: models, their unit maps, mitigations, the optimizer, diagnostics.
 
-Imports torch only. Models and mitigations are found by name through the registries below;
-importing this package registers every built-in entry.
+Models and mitigations are found by name through their registries (`MODELS` in base.py, `MITIGATIONS` in
+mitigations/base.py), which import the built-in entries on first use. Importing this package costs nothing:
+the names below load torch when first read, so `lopmodels.errors` and `lopmodels.registry` stay torch-free.
 """
-from lopmodels.registry import ConfigError, Registry
-from lopmodels.base import Forward, LopModel, ModelSpec, MODELS, build_model
-from lopmodels import mlp, lstm, gru  # noqa: F401  (registers the models)
-from lopmodels.mitigations import MITIGATIONS, HookContext, Mitigation, build_mitigation
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "ConfigError", "Registry", "Forward", "LopModel", "ModelSpec", "MODELS", "build_model",
-    "MITIGATIONS", "HookContext", "Mitigation", "build_mitigation",
-]
+_EXPORTS = {
+    "Forward": "lopmodels.base", "LopModel": "lopmodels.base", "ModelSpec": "lopmodels.base",
+    "MODELS": "lopmodels.base", "build_model": "lopmodels.base",
+    "MITIGATIONS": "lopmodels.mitigations", "HookContext": "lopmodels.mitigations",
+    "Mitigation": "lopmodels.mitigations", "build_mitigation": "lopmodels.mitigations",
+    "ConfigError": "lopmodels.errors", "Registry": "lopmodels.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lopmodels' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

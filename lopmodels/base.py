@@ -8,7 +8,8 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from lopmodels.registry import ConfigError, Registry, check_choice
+from lopmodels.errors import ConfigError
+from lopmodels.registry import Registry, check_choice
 from lopmodels.units import UnitLayer
 
 
@@ -100,7 +101,12 @@ def linear_bound(fan_in: int) -> float:
     return 1.0 / math.sqrt(fan_in)
 
 
-MODELS: Registry[Callable[[ModelSpec], LopModel]] = Registry("model")
+# the built-in models: one module each, one line here
+MODELS: Registry[Callable[[ModelSpec], LopModel]] = Registry("model", modules=(
+    "lopmodels.mlp",
+    "lopmodels.lstm",
+    "lopmodels.gru",
+))
 
 
 def build_model(name: str, spec: ModelSpec, generator: torch.Generator) -> LopModel:

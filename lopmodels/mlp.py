@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from lopmodels.base import Forward, LopModel, ModelSpec, MODELS, UnitSteps, linear_bound
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from lopmodels.units import Slice, UnitLayer
 
 IMAGE_PIXELS = 28 * 28

@@ -1,13 +1,12 @@
 """Name-to-factory tables (models, mitigations, streams, sweeps) whose errors list the valid names."""
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Callable, Generic, Iterable, TypeVar
 
+from lopmodels.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A bad value in a config or on the command line: one line that names it and the fix (exit 2)."""
 
 
 def check_choice(what: str, value: object, choices: Iterable[str]) -> None:
@@ -18,11 +17,23 @@ def check_choice(what: str, value: object, choices: Iterable[str]) -> None:
 
 
 class Registry(Generic[T]):
-    """A named table of factories; `REG.register("name")` decorates a class or function."""
+    """A named table of factories; `REG.register("name")` decorates a class or function.
 
-    def __init__(self, what: str) -> None:
+    `modules`: the modules whose import registers the built-in entries, imported on the table's first use,
+    so that importing the table is cheap and every lookup sees every built-in entry."""
+
+    def __init__(self, what: str, modules: tuple[str, ...] = ()) -> None:
         self.what = what
         self._entries: dict[str, T] = {}
+        self._modules = modules
+        self._loaded = not modules
+
+    def _load(self) -> dict[str, T]:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._modules:
+                import_module(module)
+        return self._entries
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(entry: T) -> T:
@@ -34,17 +45,17 @@ class Registry(Generic[T]):
         return decorate
 
     def __getitem__(self, name: str) -> T:
-        check_choice(self.what, name, self._entries)
+        check_choice(self.what, name, self._load())
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._load()
 
     def __iter__(self):
-        return iter(sorted(self._entries))
+        return iter(sorted(self._load()))
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self._load())
 
     def items(self):
-        return sorted(self._entries.items())
+        return sorted(self._load().items())

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from lopmodels.registry import ConfigError, Registry, check_choice
+from lopmodels.errors import ConfigError
+from lopmodels.registry import Registry, check_choice
 from trainables.config import TrialConfig
 from trainables.streams import STREAMS
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import click
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError, LopError
 
 EXIT_BAD_INPUT = 2
 
@@ -26,10 +26,9 @@ def friendly_errors(command: Callable) -> Callable:
     """Turn the errors a user can fix into one line and exit code 2."""
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from trainables.data import DataUnavailable
         try:
             return command(*args, **kwargs)
-        except (ConfigError, DataUnavailable) as error:
+        except LopError as error:
             fail(str(error))
     return wrapper
 
@@ -251,7 +250,7 @@ def results_export(path: str, out: Path, compact: bool, force: bool) -> None:
     from sweeps.results import load_results
     from sweeps.manifest import Manifest
     from sweeps.storage import location
-    from trainables.run_trial import write_parquet
+    from trainables.files import write_parquet
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must name a .parquet file, got {out}")
     if not out.parent.exists():

@@ -31,7 +31,7 @@ from ray.tune.logger import JsonLoggerCallback  # noqa: E402
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from sweeps.results import load_results  # noqa: E402
-from lopmodels.registry import ConfigError  # noqa: E402
+from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, NoResults, StorageUnreachable  # noqa: E402
 from sweeps.base import Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms  # noqa: E402
 from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
@@ -96,8 +96,8 @@ def probe_address(address: str) -> None:
         socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
-        raise ConfigError(f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head "
-                          f"--port={port}` or `ray up cluster.yaml`, or drop --address to run on a local Ray") from None
+        raise ClusterUnreachable(f"no Ray cluster answers at {address} ({reason}); start one with `ray start "
+                                 f"--head --port={port}` or `ray up cluster.yaml`, or drop --address to run on a local Ray") from None
 
 
 def connect(address: str | None, local_cpus: int | None = None) -> None:
@@ -114,13 +114,13 @@ def connect(address: str | None, local_cpus: int | None = None) -> None:
         if isinstance(error, ConfigError):
             raise
         if "InvalidAuthToken" in f"{error} {error.__cause__}":
-            raise ConfigError(f"the Ray cluster at {address} refused this driver's authentication token; set "
-                              "RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or a file named by "
-                              "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token), as `ray get-auth-token` prints it "
-                              "on the head node") from None
+            raise ClusterUnreachable(f"the Ray cluster at {address} refused this driver's authentication token; "
+                                     "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or a file "
+                                     "named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token), as `ray get-auth-token` "
+                                     "prints it on the head node") from None
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"cannot connect to a Ray cluster at {address!r}: {first}; "
-                          "start one with `ray start --head` or drop --address to run locally") from None
+        raise ClusterUnreachable(f"cannot connect to a Ray cluster at {address!r}: {first}; "
+                                 "start one with `ray start --head` or drop --address to run locally") from None
 
 
 def alive_nodes() -> list[dict]:
@@ -198,9 +198,9 @@ def check_reachable(folder: StoragePath) -> None:
     blind = sorted((name, problem) for name, problem in problems.items() if problem)
     if blind:
         (name, problem), more = blind[0], f" and {len(blind) - 1} more node(s)" if len(blind) > 1 else ""
-        raise ConfigError(f"storage {folder.parent} is not reachable from every node of this cluster "
-                          f"(node {name}: {problem}{more}); use a folder that every node mounts at the same "
-                          f"path (NFS, EFS) or a bucket URI such as {BUCKET_EXAMPLE}")
+        raise StorageUnreachable(f"storage {folder.parent} is not reachable from every node of this cluster "
+                                 f"(node {name}: {problem}{more}); use a folder that every node mounts at the "
+                                 f"same path (NFS, EFS) or a bucket URI such as {BUCKET_EXAMPLE}")
 
 
 def prepare_data(trials: list[Trial]) -> dict[str, str]:
@@ -250,11 +250,11 @@ def claim_folder(folder: StoragePath, storage: str | Path) -> bool:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"cannot write --storage {storage}: {error.strerror or error}; "
-                          "choose a writable folder") from None
+        raise StorageUnreachable(f"cannot write --storage {storage}: {error.strerror or error}; "
+                                 "choose a writable folder") from None
     local = local_path(folder)
     if local is not None and not os.access(local, os.W_OK):
-        raise ConfigError(f"cannot write --storage {storage}; choose a writable folder")
+        raise StorageUnreachable(f"cannot write --storage {storage}; choose a writable folder")
     return not existed
 
 
@@ -275,7 +275,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             connect(address)
             check_gpus(resources)
             check_reachable(folder)
-        except ConfigError:
+        except LopError:
             if created:  # refused before any trial started: leave no trace
                 with contextlib.suppress(OSError):
                     folder.rmdir()
@@ -335,7 +335,7 @@ def tasks_finished(folder: StoragePath) -> dict[str, int]:
     """Tasks each trial has finished so far, so a resumed sweep's progress line starts where it stopped."""
     try:
         records = load_results(folder)
-    except ConfigError:  # no finished epoch yet
+    except NoResults:  # no finished epoch yet
         return {}
     last_epochs = records[records["epoch"] == records["epochs_per_task"] - 1]
     return (last_epochs.groupby("trial_id")["task"].max() + 1).to_dict()

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import NoResults, SweepLocked
 from sweeps.storage import StoragePath, local_path, write_text_atomic
 
 MANIFEST = "lop-sweep.json"
@@ -53,8 +53,8 @@ class Manifest:
     def read(cls, folder: StoragePath) -> "Manifest":
         path = folder / MANIFEST
         if not path.is_file():
-            raise ConfigError(f"{folder} is not a sweep (no {MANIFEST}); give the folder that `lop sweep run` "
-                              "printed, e.g. lop-results/fig1")
+            raise NoResults(f"{folder} is not a sweep (no {MANIFEST}); give the folder that `lop sweep run` "
+                            "printed, e.g. lop-results/fig1")
         return cls(**json.loads(path.read_text()))
 
 
@@ -84,7 +84,7 @@ class DriverLock:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise ConfigError(f"sweep {self.path.parent} is being run by another driver ({holder}); "
+            raise SweepLocked(f"sweep {self.path.parent} is being run by another driver ({holder}); "
                               "wait for it to finish or stop it first") from None
         handle.seek(0)
         handle.truncate()

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import NoResults
 from sweeps.storage import StoragePath, location
 
 RESULT_FILE = "result.json"
@@ -54,13 +54,13 @@ def load_results(path: str | Path) -> pd.DataFrame:
     """Every trial's full per-epoch history under sweep folder `path` (a folder or a URI), tidy."""
     sweep = location(path)
     if not sweep.is_dir():
-        raise ConfigError(f"no sweep at {sweep}: not a folder; give the folder `lop sweep run` printed")
+        raise NoResults(f"no sweep at {sweep}: not a folder; give the folder `lop sweep run` printed")
     folders = trial_folders(sweep)
     if not folders and not (sweep / "lop-sweep.json").is_file():
-        raise ConfigError(f"no sweep at {sweep}: no trial results and no lop-sweep.json")
+        raise NoResults(f"no sweep at {sweep}: no trial results and no lop-sweep.json")
     rows = [row for folder in folders for row in latest_attempts(read_rows(folder / RESULT_FILE))]
     if not rows:
-        raise ConfigError(f"sweep {sweep} has no finished epoch yet; try again once trials have reported")
+        raise NoResults(f"sweep {sweep} has no finished epoch yet; try again once trials have reported")
     frame = pd.DataFrame(rows)
     frame = frame.drop(columns=[c for c in frame.columns if c in TUNE_COLUMNS_DROPPED])
     ordered = [c for c in frame.columns if c not in TUNE_COLUMNS_KEPT] + [c for c in TUNE_COLUMNS_KEPT if c in frame]

@@ -9,14 +9,15 @@ the URI as its `storage_path`.
 from __future__ import annotations
 
 import fnmatch
-import os
 import uuid
 from pathlib import Path
 from typing import Iterator, Union
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError, StorageUnreachable
+from trainables.files import replacing
 
 BUCKET_EXAMPLE = "s3://bucket/lop-results"
 URI_EXAMPLES = f"{BUCKET_EXAMPLE}, gs://bucket/lop-results or file:///mnt/shared/lop-results"
@@ -39,8 +40,10 @@ class UriPath:
         try:
             fs, path = pafs.FileSystem.from_uri(text)
         except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ValueError... for bad URIs
-            raise ConfigError(f"cannot use storage {text!r}: {str(error).splitlines()[0]}; give a folder or "
-                              f"a URI such as {URI_EXAMPLES}") from None
+            # a URI pyarrow cannot parse is bad input; one it parses but cannot open is out of reach
+            kind = ConfigError if isinstance(error, (pa.ArrowInvalid, ValueError)) else StorageUnreachable
+            raise kind(f"cannot use storage {text!r}: {str(error).splitlines()[0]}; give a folder or a URI "
+                       f"such as {URI_EXAMPLES}") from None
         return cls(uri, fs, path, f"?{query}" if query else "")
 
     def __str__(self) -> str:
@@ -153,9 +156,8 @@ def write_text_atomic(target: StoragePath, text: str) -> None:
     if isinstance(target, UriPath):
         target.write_text(text)
         return
-    tmp = target.parent / f".{target.name}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        tmp.write_text(text)
 
 
 def local_path(where: StoragePath) -> Path | None:

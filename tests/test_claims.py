@@ -63,7 +63,7 @@ def test_docs_claims_md_names_every_claim_and_its_minimum():
 
 
 def test_a_claim_with_the_wrong_number_of_arms_is_refused():
-    from lopmodels.registry import ConfigError
+    from lopmodels.errors import ConfigError
     with pytest.raises(ConfigError, match="reads 2 arm"):
         Claim("x", "4", "x", "iaa", ((Arm("fig4", "cbp"),),))
 

@@ -55,3 +55,15 @@ def test_bad_trial_input_exits_2_and_writes_nothing(tmp_path, args, message):
 def test_out_folder_must_exist(tmp_path):
     run = lop("trial", "--out", str(tmp_path / "missing" / "x.parquet"))
     assert run.returncode == 2 and "does not exist" in run.stderr
+
+
+@pytest.mark.parametrize("module", ["sweeps.cli", "sweeps.status", "sweeps.results", "analysis.compact",
+                                    "lopmodels.errors", "lopmodels.registry"])
+def test_the_cli_and_the_folder_readers_do_not_import_torch(module):
+    """`lop --help`, `status` and `export` read files only: importing torch would cost them seconds."""
+    import subprocess
+    import sys
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "False"

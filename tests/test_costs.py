@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from sweeps.base import (SCALES, TRIAL_COSTS, TRIAL_OVERHEAD_SECONDS, cost_pairs, estimated_cpu_seconds, read_costs,
                          trial_cost)
 from sweeps.cli import main

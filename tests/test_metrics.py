@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import figures, metrics, stats, tables
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 
 CLASSES = [str(d) for d in range(10)]
 

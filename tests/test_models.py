@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lopmodels import MODELS, ModelSpec, build_model
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 
 SPECS = {
     "image": ModelSpec("image", num_classes=10, hidden=5),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analysis import stats
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 
 T2 = 4.302652729911275  # t(0.975, 2), the two-sided 95 % quantile at n = 3 (tables: 4.302652729911)
 T1 = math.tan(0.95 * math.pi / 2)  # t(0.975, 1) = 12.7062047...

@@ -8,7 +8,7 @@ import pyarrow._fs
 import pyarrow.fs as pafs
 import pytest
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from sweeps.manifest import DriverLock, Manifest
 from sweeps.storage import UriPath, location, write_text_atomic
 from tests.processes import lop

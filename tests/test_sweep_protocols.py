@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from sweeps.manifest import Manifest
 from sweeps.registry import SWEEPS
 from sweeps.scales import SMALL_TASKS

@@ -9,7 +9,8 @@ from typing import Any, Callable, Mapping
 
 from lopmodels import MODELS, build_mitigation
 from lopmodels.base import READOUTS
-from lopmodels.registry import ConfigError, check_choice
+from lopmodels.errors import ConfigError
+from lopmodels.registry import check_choice
 from trainables.streams import PAIR_SAMPLINGS, STREAMS, StreamSpec
 
 MODEL_HIDDEN = {"mlp": 25, "lstm": 25, "gru": 64}  # the paper's widths

@@ -1,7 +1,6 @@
 """One trial in-process, without Ray: what `lop trial` runs. Rows go to a parquet file after every task."""
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -11,16 +10,10 @@ import pandas as pd
 
 from trainables import data as datasets
 from trainables.config import SWITCHES, TrialConfig
+from trainables.files import write_parquet
 from trainables.loop import resolve_device, run_stream
 from trainables.records import provenance, record_row
 from trainables.stream_data import resolve
-
-
-def write_parquet(frame: pd.DataFrame, out: Path) -> None:
-    """Write atomically, so an interrupted run leaves the previous complete file, never half of one."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out)
 
 
 def run_trial(cfg: TrialConfig, out: Path, *, data_dir: Path | None = None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
 from trainables.data.prepare import MNIST_MEAN, MNIST_STD

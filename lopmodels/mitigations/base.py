@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Mapping
 import torch
 
 from lopmodels.base import LopModel
-from lopmodels.registry import ConfigError, Registry
+from lopmodels.errors import ConfigError
+from lopmodels.registry import Registry
 
 
 @dataclass
@@ -66,7 +67,16 @@ class Mitigation:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-MITIGATIONS: Registry[type[Mitigation]] = Registry("mitigation")
+# the built-in mitigations: one module each, one line here
+MITIGATIONS: Registry[type[Mitigation]] = Registry("mitigation", modules=(
+    "lopmodels.mitigations.l2",
+    "lopmodels.mitigations.shrink_perturb",
+    "lopmodels.mitigations.noise",
+    "lopmodels.mitigations.cbp",
+    "lopmodels.mitigations.redo",
+    "lopmodels.mitigations.l2_init",
+    "lopmodels.mitigations.reset",
+))
 MITIGATIONS.register("none")(Mitigation)
 
 

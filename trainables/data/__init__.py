@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .cache import default_data_dir
 from .dataset import Dataset, Split
-from .download import DataUnavailable
+from lopmodels.errors import DataUnavailable
 from .prepare import NAMES, load, load_tokenizer, prepare
 
 __all__ = ["NAMES", "DataUnavailable", "Dataset", "Split", "default_data_dir", "load", "load_tokenizer", "prepare"]

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainables.files import write_bytes
+
 MANIFEST = "manifest.json"
 FORMAT = 1  # bump when the layout of a bundle changes, so old caches are rebuilt
 
@@ -42,14 +44,9 @@ def sha256(data: bytes) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and `os.replace`, so no reader ever sees half a file."""
+    """Write `data` to `path` (its folder made if needed) in one step, on disk before it replaces the old file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_bytes(path, data, sync=True)
 
 
 @contextmanager

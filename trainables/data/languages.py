@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lopmodels.registry import ConfigError
+from lopmodels.errors import ConfigError
 
 from .cache import parquet_bytes, write_atomic
 from .download import Source, SourceFailed, WheelFile, fetch_url, first_available

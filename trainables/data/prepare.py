@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 from tokenizers import Tokenizer
 
-from lopmodels.registry import ConfigError, check_choice
+from lopmodels.errors import ConfigError
+from lopmodels.registry import check_choice
 
 from . import mnist
 from . import tokenizer as tok

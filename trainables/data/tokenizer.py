@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from lopmodels.registry import ConfigError, check_choice
+from lopmodels.errors import ConfigError
+from lopmodels.registry import check_choice
 
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1

@@ -1,0 +1,37 @@
+"""Files written so that a reader sees the old file or the new one, never half of one (torch-free)."""
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target`, unique to this call, that replaces `target` when the block ends
+    without an error (and is removed when it raises): write the new contents there."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(target: Path, data: bytes, sync: bool = False) -> None:
+    """Replace `target`'s contents with `data` in one step; `sync`: on disk before it replaces the old file."""
+    with replacing(target) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_parquet(frame: pd.DataFrame, target: Path) -> None:
+    """`frame` as a parquet file at `target`, replaced in one step."""
+    with replacing(target) as tmp:
+        frame.to_parquet(tmp, index=False)
