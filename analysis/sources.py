@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.compact import is_compact, read_compact, with_task_seconds
 from sweeps.results import load_results
-from analysis.metrics import TRIAL, config_columns, final_accuracy
+from analysis.metrics import TRIAL, config_columns, final_accuracy, trial_status
 from lopmodels.errors import ConfigError, LopError, NoResults
 from sweeps.base import SCALES
 from sweeps.manifest import Manifest
@@ -101,12 +101,11 @@ def canonical(value: Any) -> Any:
 
 
 def trial_table(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial: its ids, config columns, data hash and tasks finished."""
-    final = final_accuracy(records)
-    done = final[~final["imputed"]].groupby(TRIAL).size().rename("tasks_finished")
-    extra = [c for c in ("data_hash",) if c in records.columns]
-    trials = records.drop_duplicates(TRIAL)[TRIAL + config_columns(records) + extra]
-    return trials.merge(done.reset_index(), on=TRIAL, how="left").fillna({"tasks_finished": 0})
+    """One row per trial: `trial_status` (ids, config columns, tasks finished) and the data hash."""
+    status = trial_status(records)
+    if "data_hash" not in records.columns:
+        return status
+    return status.merge(records.drop_duplicates(TRIAL)[TRIAL + ["data_hash"]], on=TRIAL)
 
 
 def differences(a: Mapping[str, Any], b: Mapping[str, Any], columns: Iterable[str]) -> list[str]:
