@@ -21,7 +21,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
-from lopmodels.diagnostics import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
+from lopmodels.diagnostic_names import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
 from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
 

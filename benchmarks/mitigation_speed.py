@@ -1,8 +1,8 @@
 """Training-step time of every mitigation against no mitigation, on the CPU, at the paper's sizes.
 
-One step is what `trainables/loop.py` does per batch: `forward_units` (when the mitigation asks for
-activations, else `forward`), cross-entropy plus the mitigation's penalty, backward, our Adam's step,
-then `after_step`. After a warm-up, the arms take one step each in turn, so drifts in machine load
+One step is `lopmodels.step.train_step`, as `trainables/loop.py` takes it per batch: `forward_units`
+(when the mitigation asks for activations, else `forward`), cross-entropy plus the mitigation's penalty,
+backward, our Adam's step, then `after_step`. After a warm-up, the arms take one step each in turn, so drifts in machine load
 hit every arm alike; the ratio is the median step time of an arm over that of `none`. By default the
 clock is the CPU time of the (single) torch thread, which other processes on a shared machine barely
 disturb; `--clock wall --threads N` measures elapsed time with N threads instead.
@@ -19,10 +19,10 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lopmodels import MITIGATIONS, HookContext, ModelSpec, build_mitigation, build_model
 from lopmodels.optim import Adam
+from lopmodels.step import train_step
 
 # The paper's sizes: MNIST (batch 6000) on the MLP; language ID on the GRU (batch 512, 50 tokens, hidden 64)
 MODELS = {
@@ -75,18 +75,7 @@ class Arm:
 
     def step(self, inputs: torch.Tensor, lengths: torch.Tensor | None, labels: torch.Tensor) -> float:
         started = CLOCK()
-        ctx = self.context()
-        if self.mitigation.needs_activations:
-            forward = self.net.forward_units(inputs, lengths)
-            logits, ctx.activations, ctx.features = forward.logits, forward.activations, forward.features
-        else:
-            logits = self.net(inputs, lengths)
-        loss = F.cross_entropy(logits, labels)
-        penalty = self.mitigation.penalty(ctx)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss if penalty is None else loss + penalty).backward()
-        self.optimizer.step()
-        self.mitigation.after_step(ctx)
+        train_step(self.context(), self.mitigation, inputs, lengths, labels)
         return CLOCK() - started
 
 

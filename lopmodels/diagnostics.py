@@ -10,9 +10,8 @@ from typing import Callable
 import torch
 
 from lopmodels.base import LopModel, UnitSteps
+from lopmodels.diagnostic_names import PROBE_DIAGNOSTICS
 
-DIAGNOSTICS = ("dead_fraction", "saturated_fraction", "effective_rank", "stable_rank", "weight_magnitude",
-               "grad_norm")
 SATURATION = 0.99
 NAN = float("nan")
 
@@ -83,13 +82,19 @@ def gradient_norm(net: LopModel) -> torch.Tensor:
 
 
 @torch.no_grad()
-def probe(net: LopModel, inputs: torch.Tensor, lengths: torch.Tensor | None) -> list[torch.Tensor]:
-    """The probe-batch diagnostics, in `DIAGNOSTICS` order without `grad_norm`."""
+def probe(net: LopModel, inputs: torch.Tensor, lengths: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The probe-batch diagnostics by name (`PROBE_DIAGNOSTICS`), as float32 0-d tensors on the net's device."""
     was_training = net.training
     net.eval()
     forward = net.forward_units(inputs, lengths, steps=True)
     net.train(was_training)
     device = forward.features.device
-    values = [dead_fraction(net, forward.activations), saturated_fraction(net, forward.steps),
-              effective_rank(forward.features), stable_rank(forward.features), weight_magnitude(net)]
-    return [v.to(device=device, dtype=torch.float32) for v in values]
+    values = {
+        "dead_fraction": dead_fraction(net, forward.activations),
+        "saturated_fraction": saturated_fraction(net, forward.steps),
+        "effective_rank": effective_rank(forward.features),
+        "stable_rank": stable_rank(forward.features),
+        "weight_magnitude": weight_magnitude(net),
+    }
+    assert tuple(values) == PROBE_DIAGNOSTICS, "lopmodels/diagnostic_names.py lists every probe diagnostic"
+    return {name: v.to(device=device, dtype=torch.float32) for name, v in values.items()}

@@ -8,6 +8,7 @@ import torch
 
 from lopmodels import ModelSpec, build_model
 from lopmodels.base import UnitSteps
+from lopmodels.diagnostic_names import PROBE_DIAGNOSTICS
 from lopmodels.diagnostics import (dead_fraction, effective_rank, gradient_norm, probe, saturated_fraction,
                                    stable_rank, weight_magnitude)
 
@@ -61,7 +62,7 @@ def test_probe_counts_a_sign_alternating_saturated_unit():
     tokens, lengths = torch.tensor([[1, 2, 1, 2], [2, 1, 0, 0]]), torch.tensor([4, 2])
     mean_state = net.forward_units(tokens, lengths, steps=True).steps.values["rnn.forward"][:, :2].mean(dim=1)
     assert mean_state.abs().max() < 1e-6  # the time-mean over the first two steps is 0
-    assert probe(net, tokens, lengths)[1].item() == 1.0  # both units saturated at every valid step
+    assert probe(net, tokens, lengths)["saturated_fraction"].item() == 1.0  # both units saturated at every valid step
 
 
 def test_effective_and_stable_rank_by_hand():
@@ -96,9 +97,9 @@ def test_probe_gives_every_value_for_every_model(name, kind):
     else:
         inputs, lengths = torch.randn(5, 28, 28), None
     values = probe(net, inputs, lengths)
-    assert len(values) == 5
-    assert all(v.dim() == 0 for v in values)
-    assert 1.0 <= values[2].item() <= 5.0  # effective rank of a 5-sample representation
+    assert tuple(values) == PROBE_DIAGNOSTICS
+    assert all(v.dim() == 0 and v.dtype == torch.float32 for v in values.values())
+    assert 1.0 <= values["effective_rank"].item() <= 5.0  # effective rank of a 5-sample representation
 
 
 def test_a_collapsed_representation_has_rank_zero_in_both_ranks():

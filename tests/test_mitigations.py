@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from lopmodels import MITIGATIONS, ConfigError, HookContext, ModelSpec, build_mitigation, build_model
 from lopmodels.optim import Adam
+from lopmodels.step import train_step
 from lopmodels.units import outgoing_magnitude, replace_units
 
 IMAGE = ModelSpec("image", 10, hidden=5)
@@ -356,23 +357,12 @@ def test_l2_init_gradient_is_twice_strength_times_distance_from_init():
 
 
 def run_tasks(net, optimizer, mitigation, generator, net_id: str, tasks: range, steps: int = 3) -> None:
-    """A miniature training loop that calls the hooks as `trainables.loop` does."""
+    """A miniature training loop: `trainables.loop`'s step and hooks on fixed batches."""
     for task in tasks:
         mitigation.on_task_start(HookContext(net, optimizer, generator, task=task))
         for k in range(steps):
             inputs, lengths, labels = batch(net_id, seed=1000 * task + k)
-            ctx = HookContext(net, optimizer, generator, task=task)
-            if mitigation.needs_activations:
-                forward = net.forward_units(inputs, lengths)
-                logits, ctx.activations = forward.logits, forward.activations
-            else:
-                logits = net(inputs, lengths)
-            loss = F.cross_entropy(logits, labels)
-            penalty = mitigation.penalty(ctx)
-            optimizer.zero_grad()
-            (loss if penalty is None else loss + penalty).backward()
-            optimizer.step()
-            mitigation.after_step(ctx)
+            train_step(HookContext(net, optimizer, generator, task=task), mitigation, inputs, lengths, labels)
         mitigation.on_task_end(HookContext(net, optimizer, generator, task=task))
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from lopmodels import HookContext, LopModel, Mitigation, ModelSpec, build_mitigation, build_model
-from lopmodels.diagnostics import DIAGNOSTICS, gradient_norm, probe
+from lopmodels.diagnostic_names import DIAGNOSTICS
+from lopmodels.diagnostics import probe
 from lopmodels.optim import Adam
+from lopmodels.step import train_step
 from trainables.config import TrialConfig
 from trainables.data import Dataset
 from trainables.stream_data import DeviceSplit, StreamData, build_stream_data, resolve, task_splits
@@ -173,10 +174,12 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
             if epoch == 0:
                 first_grad_norm = sums.first_grad_norm
             last = epoch == cfg.epochs_per_task - 1
-            values = [sums.loss, sums.correct.to(sums.loss.dtype), evaluate(state.net, test).to(sums.loss.dtype)]
+            metrics = {"loss": sums.loss, "correct": sums.correct, "test_hits": evaluate(state.net, test)}
             if last:
-                values += probe(state.net, probe_batch.inputs, probe_batch.lengths_cpu) + [first_grad_norm]
-            loss_total, train_correct, test_hits, *diagnostics = torch.stack(values).tolist()  # the one host sync
+                metrics |= probe(state.net, probe_batch.inputs, probe_batch.lengths_cpu)
+                metrics["grad_norm"] = first_grad_norm
+            read = read_once(metrics)
+            loss_total, train_correct, test_hits = read["loss"], read["correct"], read["test_hits"]
             diverged = not math.isfinite(loss_total)
             if last and not diverged:
                 state.mitigation.on_task_end(state.context(task))
@@ -188,12 +191,18 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
                 diverged=diverged, last_epoch_of_task=last or diverged, steps_per_task=steps_per_task,
                 truncated_fraction=stream.truncated_fraction, tokens_kept_fraction=stream.tokens_kept_fraction,
                 # nan marks a diagnostic that does not apply (no ReLU units in an LSTM): stored as null
-                diagnostics={k: v if math.isfinite(v) else None for k, v in zip(DIAGNOSTICS, diagnostics)}
-                if last else None,
+                diagnostics={k: read[k] if math.isfinite(read[k]) else None for k in DIAGNOSTICS} if last else None,
             )
             yield record, state
             if diverged:
                 return
+
+
+def read_once(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """0-d device tensors by name, read with the epoch's one host sync."""
+    dtype = torch.promote_types(torch.float32, values["loss"].dtype)
+    numbers = torch.stack([v.to(dtype) for v in values.values()]).tolist()
+    return dict(zip(values, numbers))
 
 
 def probe_index(cfg: TrialConfig, size: int) -> torch.Tensor:
@@ -212,8 +221,8 @@ class EpochSums(NamedTuple):
 
 def train_epoch(state: TrialState, train: DeviceSplit, task: int) -> EpochSums:
     """One pass over `train` in a fresh random order."""
-    cfg, net, mitigation = state.config, state.net, state.mitigation
-    net.train()
+    cfg, mitigation = state.config, state.mitigation
+    state.net.train()
     order = torch.randperm(len(train), generator=state.batch_generator)
     device = train.inputs.device
     loss_sum = torch.zeros((), device=device)
@@ -224,23 +233,12 @@ def train_epoch(state: TrialState, train: DeviceSplit, task: int) -> EpochSums:
         inputs, labels = train.inputs[index], train.labels[index]
         lengths = None if train.lengths_cpu is None else train.lengths_cpu[index_cpu]
         ctx = state.context(task)
-        if mitigation.needs_activations:
-            forward = net.forward_units(inputs, lengths)
-            logits, ctx.activations, ctx.features = forward.logits, forward.activations, forward.features
-        else:
-            logits = net(inputs, lengths)
-        loss = F.cross_entropy(logits, labels)
-        penalty = mitigation.penalty(ctx)
-        state.optimizer.zero_grad(set_to_none=True)
-        (loss if penalty is None else loss + penalty).backward()
+        out = train_step(ctx, mitigation, inputs, lengths, labels, measure_grad_norm=start == 0)
         if start == 0:
-            first_grad_norm = gradient_norm(net)
-        state.optimizer.step()
-        state.step += 1
-        ctx.step = state.step
-        mitigation.after_step(ctx)
-        loss_sum += loss.detach() * len(index_cpu)
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
+            first_grad_norm = out.grad_norm
+        state.step = ctx.step
+        loss_sum += out.loss * len(index_cpu)
+        correct += (out.logits.argmax(dim=1) == labels).sum()
     return EpochSums(loss_sum, correct, first_grad_norm)
 
 
