@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from lopmodels.catalog import MODEL_INFO
 from trainables.streams import STREAMS
 
 # The paper's optimiser steps per task are `StreamSpec.paper_steps_per_task` (its language runs': Tatoeba's).
@@ -56,9 +57,11 @@ class Reported:
     note: str = ""
 
 
-MLP = {"model": "mlp", "stream": "mnist-reshuffle", "hidden": 25, "seq_len": None}
-LSTM = {"model": "lstm", "stream": "mnist-reshuffle", "hidden": 25, "seq_len": None}
-GRU = {"model": "gru", "stream": "lang-reshuffle", "hidden": 64, "seq_len": DEGRADATION_SEQ_LEN}
+# the paper's widths are the models' defaults (lopmodels/catalog.py)
+MLP = {"model": "mlp", "stream": "mnist-reshuffle", "hidden": MODEL_INFO["mlp"].default_hidden, "seq_len": None}
+LSTM = {"model": "lstm", "stream": "mnist-reshuffle", "hidden": MODEL_INFO["lstm"].default_hidden, "seq_len": None}
+GRU = {"model": "gru", "stream": "lang-reshuffle", "hidden": MODEL_INFO["gru"].default_hidden,
+       "seq_len": DEGRADATION_SEQ_LEN}
 
 # Accuracy degradation, % (section 5.2), of unmitigated runs.
 DEGRADATION = (

@@ -48,6 +48,7 @@ from typing import Any, Callable
 
 import torch
 
+from lopmodels.catalog import MODEL_INFO
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
 from trainables.loop import run_stream
@@ -361,7 +362,7 @@ def trial_seconds(cfg: TrialConfig, cases: dict[tuple[str, str], dict[str, Any]]
         return None
     samples = paper_task_samples(cfg)
     steps = math.ceil(samples / cfg.batch_size)
-    length = cfg.seq_len / case["seq_len"] if cfg.model != "mlp" else 1.0
+    length = cfg.seq_len / case["seq_len"] if MODEL_INFO[cfg.model].recurrent else 1.0
     return cfg.tasks * cfg.epochs_for(samples) * steps * case["seconds_per_step"] * length
 
 

@@ -8,12 +8,11 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
+from lopmodels.catalog import MODEL_INFO, PLURALS, READOUTS
 from lopmodels.errors import ConfigError
 from lopmodels.registry import Registry, check_choice
 from lopmodels.units import UnitLayer
 
-
-READOUTS = ("state", "last-position")
 
 
 @dataclass(frozen=True)
@@ -101,16 +100,21 @@ def linear_bound(fan_in: int) -> float:
     return 1.0 / math.sqrt(fan_in)
 
 
-# the built-in models: one module each, one line here
-MODELS: Registry[Callable[[ModelSpec], LopModel]] = Registry("model", modules=(
-    "lopmodels.mlp",
-    "lopmodels.lstm",
-    "lopmodels.gru",
-))
+# every model's class, found by name; the modules that register them are listed in lopmodels/catalog.py
+MODELS: Registry[Callable[[ModelSpec], LopModel]] = Registry(
+    "model", modules=lambda: [info.module for _, info in MODEL_INFO.items()])
 
 
 def build_model(name: str, spec: ModelSpec, generator: torch.Generator) -> LopModel:
     """The model `name`, initialised from `generator`, on the generator's device."""
+    info = MODEL_INFO[name]
+    if spec.input_kind not in info.reads:
+        able = [m for m, other in MODEL_INFO.items() if spec.input_kind in other.reads]
+        raise ConfigError(f"model {name!r} reads {info.reads_text()}, not {PLURALS[spec.input_kind]}; "
+                          f"use {' or '.join(map(repr, able))}")
+    if name not in MODELS:
+        raise ConfigError(f"model {name!r} is in lopmodels/catalog.py but its module {info.module} registers "
+                          f"no class under that name; decorate the class with @MODELS.register({name!r})")
     net = MODELS[name](spec).to(generator.device)
     net.reset_parameters(generator)
     return net

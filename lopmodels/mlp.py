@@ -17,8 +17,6 @@ class MLP(LopModel):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        if spec.input_kind != "image":
-            raise ConfigError("model 'mlp' reads images only; use 'lstm' or 'gru' for language streams")
         if spec.readout != "state":
             raise ConfigError(f"model 'mlp' has no time steps, so readout {spec.readout!r} does not apply; "
                               "use readout 'state' (or model 'lstm' or 'gru')")

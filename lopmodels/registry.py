@@ -19,10 +19,11 @@ def check_choice(what: str, value: object, choices: Iterable[str]) -> None:
 class Registry(Generic[T]):
     """A named table of factories; `REG.register("name")` decorates a class or function.
 
-    `modules`: the modules whose import registers the built-in entries, imported on the table's first use,
-    so that importing the table is cheap and every lookup sees every built-in entry."""
+    `modules`: the modules whose import registers the built-in entries (or a function that lists them),
+    imported on the table's first use, so that importing the table is cheap and every lookup sees every
+    built-in entry."""
 
-    def __init__(self, what: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, what: str, modules: tuple[str, ...] | Callable[[], Iterable[str]] = ()) -> None:
         self.what = what
         self._entries: dict[str, T] = {}
         self._modules = modules
@@ -31,7 +32,7 @@ class Registry(Generic[T]):
     def _load(self) -> dict[str, T]:
         if not self._loaded:
             self._loaded = True
-            for module in self._modules:
+            for module in self._modules() if callable(self._modules) else self._modules:
                 import_module(module)
         return self._entries
 

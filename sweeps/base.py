@@ -10,7 +10,9 @@ from typing import Any, Callable, Mapping, Union
 
 from lopmodels.errors import ConfigError
 from lopmodels.registry import Registry, check_choice
-from trainables.config import TrialConfig
+from lopmodels.catalog import MODEL_INFO
+from trainables.config import IMAGE_ROWS, TrialConfig
+from trainables.datasets import DATASETS
 from trainables.streams import STREAMS
 
 SCALES = ("paper", "small", "smoke")
@@ -28,7 +30,6 @@ ScaleOverrides = Union[Mapping[str, Any], Callable[[Mapping[str, Any]], Mapping[
 # scaling rule is off by up to 2x across streams, hence a row per stream; `estimated_cpu_seconds`).
 TRIAL_COSTS = Path(__file__).with_name("trial_costs.json")
 TRIAL_OVERHEAD_SECONDS = 2.0
-TRAIN_SAMPLES = {"mnist": 60_000, "languages": 800}  # per class for languages (the offline corpus)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,11 @@ class TrialCost:
     seconds_per_sample: float
     hidden: int
     seq_len: int  # tokens kept per sentence; 28 rows for images
-    stream: str  # the stream it was measured on
+    stream: str | None  # the stream it was measured on; None: the model's own guess (ModelInfo), unmeasured
+
+    @property
+    def measured(self) -> bool:
+        return self.stream is not None
 
 
 @functools.cache
@@ -120,12 +125,12 @@ def read_costs(table: Path = TRIAL_COSTS) -> dict[str, dict[str, TrialCost]]:
 
 def trial_cost(cfg: TrialConfig, table: Path = TRIAL_COSTS) -> TrialCost:
     """The row that `cfg`'s estimate is scaled from: its own (model, stream); else the model's row on another
-    stream of the same dataset; else any row of the model (of several, the first stream by name). A model
-    without a row is an error that says how to measure it."""
+    stream of the same dataset; else any row of the model (of several, the first stream by name); a model
+    without a row, the guess its catalog entry declares (`measured` is False: plans flag it)."""
     rows = read_costs(table).get(cfg.model)
     if not rows:
-        raise ConfigError(f"no measured cost for model {cfg.model!r} in {table}; measure it with "
-                          f"`python benchmarks/trial_costs.py --models {cfg.model}`")
+        info = MODEL_INFO[cfg.model]
+        return TrialCost(info.fallback_seconds_per_sample, info.default_hidden, IMAGE_ROWS, None)
     if cfg.stream in rows:
         return rows[cfg.stream]
     dataset = cfg.stream_spec.dataset
@@ -159,12 +164,12 @@ def estimated_cpu_seconds(cfg: TrialConfig, table: Path = TRIAL_COSTS) -> float:
     shapes; if that pair has no row, from the model's row on another stream of the same dataset (MNIST or
     languages), else from any row of the model (`trial_cost`). The row is scaled to the trial's shapes by
     (hidden / row's hidden)^2 x (seq_len / row's seq_len): a ratio of 1 at the measured shapes. A model with no
-    row at all is an error that says how to measure it: no number is made up for it."""
+    row at all gets its catalog entry's guess (`unmeasured_models` names them for the plan)."""
     cfg = cfg.resolved()
     cost = trial_cost(cfg, table)
     spec = cfg.stream_spec
     classes = len(cfg.languages) if cfg.languages else len(spec.classes)
-    per_class = TRAIN_SAMPLES[spec.dataset] // (classes if spec.dataset == "mnist" else 1)
+    per_class = DATASETS[spec.dataset].train_per_class
     if cfg.train_limit:
         per_class = min(per_class, cfg.train_limit // classes)
     samples_per_task = per_class * (2 if spec.is_binary else classes)
@@ -172,6 +177,11 @@ def estimated_cpu_seconds(cfg: TrialConfig, table: Path = TRIAL_COSTS) -> float:
     per_sample = cost.seconds_per_sample * (cfg.hidden / cost.hidden) ** 2 * (cfg.seq_len / cost.seq_len)
     epochs = cfg.epochs_for(samples_per_task)  # step-matched arms run more epochs on the small corpus
     return TRIAL_OVERHEAD_SECONDS + cfg.tasks * epochs * samples_per_task * per_sample
+
+
+def unmeasured_models(trials: list[Trial], table: Path = TRIAL_COSTS) -> list[str]:
+    """The models of `trials` whose cost is their entry's guess: the plan says so and how to measure them."""
+    return sorted({t.config.model for t in trials if not trial_cost(t.config.resolved(), table).measured})
 
 
 def shared_arms(sweep: Sweep, scale: str, arms: list[str]) -> dict[str, list[str]]:

@@ -160,7 +160,7 @@ def sweep() -> None:
 @sweep.command("list")
 def sweep_list() -> None:
     """Every sweep with its title, arms, and trial count and rough CPU cost per scale."""
-    from sweeps.base import SCALES, estimated_cpu_seconds, replicate_counts
+    from sweeps.base import SCALES, estimated_cpu_seconds, replicate_counts, unmeasured_models
     from sweeps.registry import SWEEPS
     for name, entry in SWEEPS.items():
         arms = list(entry.arms)
@@ -171,8 +171,10 @@ def sweep_list() -> None:
             trials = entry.trials(scale)
             hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
             replicates = "/".join(str(c) for c in sorted(set(replicate_counts(trials).values())))
+            guessed = unmeasured_models(trials)
             click.echo(f"            {scale:<6} {len(trials):>4} trials ({replicates} replicates per arm), "
-                       f"~{hours:,.1f} CPU-hours")
+                       f"~{hours:,.1f} CPU-hours" + (f" (a guess for {', '.join(guessed)}: not measured)"
+                                                     if guessed else ""))
 
 
 @sweep.command("run")

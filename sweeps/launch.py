@@ -32,7 +32,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 
 from sweeps.results import load_results  # noqa: E402
 from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, NoResults, StorageUnreachable  # noqa: E402
-from sweeps.base import Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms  # noqa: E402
+from sweeps.base import (Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms,  # noqa: E402
+                         unmeasured_models)
 from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.status import snapshot_trials  # noqa: E402
@@ -76,7 +77,17 @@ def describe(trials: list[Trial]) -> str:
     hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
     counts = sorted(set(replicate_counts(trials).values()))
     replicates = " or ".join(str(c) for c in counts)
-    return f"{len(trials)} trials ({replicates} replicates per arm), roughly {hours:.2f} CPU-hours on a 2-core CPU"
+    line = f"{len(trials)} trials ({replicates} replicates per arm), roughly {hours:.2f} CPU-hours on a 2-core CPU"
+    return line + unmeasured_note(trials)
+
+
+def unmeasured_note(trials: list[Trial]) -> str:
+    """Where an estimate is a model's guessed cost, not a measured one: which models, and how to measure them."""
+    models = unmeasured_models(trials)
+    if not models:
+        return ""
+    return (f" (a guess for {', '.join(models)}, not measured: python benchmarks/trial_costs.py --models "
+            f"{','.join(models)})")
 
 
 def trial_name(trial: tune.experiment.Trial) -> str:

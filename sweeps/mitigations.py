@@ -1,11 +1,11 @@
 """Every mitigation on every model x stream that model can read: beyond the paper."""
-from lopmodels import MODELS
+from lopmodels.catalog import MODEL_INFO
 from sweeps.base import Sweep, register_sweep
 from sweeps.mitigation_arms import ALL_ARMS
 from sweeps.scales import STANDARD
-from trainables.streams import STREAMS
+from trainables.streams import STREAMS, reads
 
-PAIRS = [(m, s) for m in MODELS.names() for s in STREAMS.names() if not (m == "mlp" and STREAMS[s].is_language)]
+PAIRS = [(m, s) for m in MODEL_INFO.names() for s in STREAMS.names() if reads(m, s)]
 
 MITIGATIONS_SWEEP = register_sweep(Sweep(
     name="mitigations", title="Every mitigation on every model and stream",

@@ -7,13 +7,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from lopmodels import MODELS, build_mitigation
-from lopmodels.base import READOUTS
+from lopmodels import build_mitigation
+from lopmodels.catalog import MODEL_INFO, READOUTS
 from lopmodels.errors import ConfigError
 from lopmodels.registry import check_choice
-from trainables.streams import PAIR_SAMPLINGS, STREAMS, StreamSpec
+from trainables.streams import PAIR_SAMPLINGS, STREAMS, StreamSpec, reads
 
-MODEL_HIDDEN = {"mlp": 25, "lstm": 25, "gru": 64}  # the paper's widths
 TOKENIZERS = ("bpe", "char")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 IMAGE_ROWS = 28
@@ -30,7 +29,7 @@ class Switch:
 
 # The reference code's faults as opt-in fields, and the step-matched protocol (docs/protocols.md).
 SWITCHES = {
-    "readout": Switch(READOUTS, "recurrent models (lstm, gru)", lambda cfg: cfg.model != "mlp"),
+    "readout": Switch(READOUTS, "recurrent models", lambda cfg: MODEL_INFO[cfg.model].recurrent),
     "pair_sampling": Switch(PAIR_SAMPLINGS, "binary streams (mnist-binary, lang-binary)",
                             lambda cfg: cfg.stream_spec.is_binary),
     "pixels": Switch(("normalized", "raw"), "MNIST streams", lambda cfg: cfg.stream_spec.dataset == "mnist"),
@@ -50,7 +49,7 @@ def matched_epochs(paper_steps: int, task_train_size: int, batch_size: int) -> i
 class TrialConfig:
     """Everything that determines one trial. `None` means the paper's default for the stream or model."""
 
-    model: str = "mlp"  # key in MODELS: mlp, lstm, gru
+    model: str = "mlp"  # a name in lopmodels.catalog.MODEL_INFO: mlp, lstm, gru
     stream: str = "mnist-reshuffle"  # key in STREAMS
     mitigation: str = "none"  # key in MITIGATIONS
     mitigation_args: Mapping[str, Any] = field(default_factory=dict)  # the mitigation's fields (`--set`)
@@ -79,7 +78,7 @@ class TrialConfig:
     match_steps: bool = False  # language streams: epochs per task raised to the paper's optimiser steps
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, MODELS.names())
+        check_choice("model", self.model, MODEL_INFO.names())
         check_choice("stream", self.stream, STREAMS.names())
         check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         if not DEVICE_PATTERN.match(self.device):
@@ -97,9 +96,10 @@ class TrialConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
         spec = self.stream_spec
-        if self.model == "mlp" and spec.is_language:
-            raise ConfigError(f"model 'mlp' cannot read stream {self.stream!r} (images only); "
-                              "use --model gru or --model lstm")
+        if not reads(self.model, self.stream):
+            able = [m for m in MODEL_INFO.names() if reads(m, self.stream)]
+            raise ConfigError(f"model {self.model!r} cannot read stream {self.stream!r} "
+                              f"({MODEL_INFO[self.model].reads_text()}); use --model " + " or --model ".join(able))
         if not spec.is_language:
             for name in ("embed", "languages"):
                 if getattr(self, name) is not None:
@@ -136,7 +136,7 @@ class TrialConfig:
     def resolved(self) -> "TrialConfig":
         """This config with every `None` replaced by the paper's default for its stream and model."""
         spec = self.stream_spec
-        hidden = self.hidden or MODEL_HIDDEN[self.model]
+        hidden = self.hidden or MODEL_INFO[self.model].default_hidden
         return dataclasses.replace(
             self,
             tasks=self.tasks or spec.tasks,

@@ -13,7 +13,9 @@ from typing import Callable
 
 import numpy as np
 
-from lopmodels.registry import Registry
+from lopmodels.catalog import MODEL_INFO
+from lopmodels.registry import Registry, check_choice
+from trainables.datasets import DATASETS
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 RESHUFFLE_LANGUAGES = ("spa", "por", "ita", "fra", "ron", "deu", "cmn", "rus", "hin", "ara")
@@ -68,6 +70,7 @@ PAIR_SAMPLERS: dict[str, Callable[[int, int, int], tuple[int, ...]]] = {
     "distinct": binary_task, "with-replacement": pair_with_replacement, "cycle-ordered": cycle_ordered_pair,
 }
 PAIR_SAMPLINGS = tuple(PAIR_SAMPLERS)  # "distinct" first: the default
+TASK_KINDS = ("reshuffle", "binary")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class StreamSpec:
     """A task stream and the paper's training settings for it (docs/paper.md, "Models and training")."""
 
     name: str
-    dataset: str  # "mnist" or "languages"
+    dataset: str  # a name in trainables.datasets.DATASETS
     classes: tuple[str, ...]  # the classes the stream draws from (languages: the default set)
     task_kind: str  # "reshuffle" (every class, permuted) or "binary" (a pair of classes)
     tasks: int
@@ -89,8 +92,14 @@ class StreamSpec:
     paper_steps_per_task: int | None = None
 
     @property
+    def input_kind(self) -> str:
+        """What its dataset holds: "image" or "tokens" (lopmodels.catalog.INPUT_KINDS)."""
+        return DATASETS[self.dataset].kind
+
+    @property
     def is_language(self) -> bool:
-        return self.dataset == "languages"
+        """A stream of token sequences: the language switches (seq_len, embed, languages, test_split) apply."""
+        return self.input_kind == "tokens"
 
     @property
     def is_binary(self) -> bool:
@@ -108,8 +117,15 @@ STREAMS: Registry[StreamSpec] = Registry("stream")
 
 
 def register_stream(spec: StreamSpec) -> StreamSpec:
+    check_choice(f"dataset of stream {spec.name!r}", spec.dataset, DATASETS.names())
+    check_choice(f"task kind of stream {spec.name!r}", spec.task_kind, TASK_KINDS)
     STREAMS.register(spec.name)(spec)
     return spec
+
+
+def reads(model: str, stream: str) -> bool:
+    """Whether `model` can train on `stream` (its dataset's inputs): the one check configs and sweeps share."""
+    return STREAMS[stream].input_kind in MODEL_INFO[model].reads
 
 
 register_stream(StreamSpec("mnist-reshuffle", "mnist", MNIST_CLASSES, "reshuffle",

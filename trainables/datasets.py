@@ -1,0 +1,35 @@
+"""What each dataset is, torch-free: the facts streams, configs and cost estimates need without loading it.
+
+A dataset is one module under `trainables/data/` (its `prepare`, `load` and `describe`) plus one line here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lopmodels.catalog import INPUT_KINDS
+from lopmodels.registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    kind: str  # the inputs it holds (lopmodels.catalog.INPUT_KINDS): what a model must read to train on it
+    train_per_class: int  # training samples per class as prepared by default (the cost estimates' sizes)
+    description: str  # one line for `lop data prepare --help`
+
+    def __post_init__(self) -> None:
+        if self.kind not in INPUT_KINDS:
+            raise ValueError(f"dataset {self.name!r} holds {self.kind!r} inputs; choose from {INPUT_KINDS}")
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    DATASETS.register(info.name)(info)
+    return info
+
+
+register_dataset(DatasetInfo("mnist", "image", train_per_class=6_000, description="handwritten digits, 28 x 28"))
+register_dataset(DatasetInfo("languages", "tokens", train_per_class=800,  # the offline corpus (docs/data.md)
+                             description="sentences of 20 languages, tokenized"))
