@@ -13,6 +13,7 @@ from typing import Any, Callable
 import click
 
 from lopmodels.errors import ConfigError, LopError
+from trainables.datasets import DATASETS
 
 EXIT_BAD_INPUT = 2
 
@@ -44,7 +45,7 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.argument("which", type=click.Choice(["mnist", "languages", "all"]), default="all")
+@click.argument("which", type=click.Choice([*DATASETS.names(), "all"]), default="all")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache folder (default: $LOP_DATA_DIR, else a per-user cache).")
 @click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes (default: the paper's 20).")
@@ -57,14 +58,14 @@ def data_prepare(which: str, data_dir: Path | None, languages: str | None, token
                  vocab_size: int, corpus: Path | None) -> None:
     """Fetch or locate MNIST and/or the language corpus, cache them, print sources and counts."""
     from trainables.data import prepare
-    names = ["mnist", "languages"] if which == "all" else [which]
+    from trainables.data.source import SOURCES
+    names = DATASETS.names() if which == "all" else [which]
     codes = [c.strip() for c in languages.split(",") if c.strip()] if languages else None
+    given = {"languages": codes, "corpus": corpus}
     for name in names:
-        if name == "languages":
-            prepare(name, data_dir=data_dir, languages=codes, tokenizer=tokenizer, vocab_size=vocab_size,
-                    corpus=corpus, echo=click.echo)
-        else:
-            prepare(name, data_dir=data_dir, echo=click.echo)
+        own = SOURCES[name].prepare_options  # with "all", each dataset gets only the options it takes
+        options = {key: value for key, value in given.items() if key in own or which != "all"}
+        prepare(name, data_dir=data_dir, tokenizer=tokenizer, vocab_size=vocab_size, echo=click.echo, **options)
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, str]:

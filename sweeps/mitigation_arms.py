@@ -42,14 +42,6 @@ GRU_ARMS = {
     "reset": RESET,
 }
 
-# Every mitigation of the registry once, at its defaults or the settings above: the `mitigations` sweep.
-ALL_ARMS = {
-    "baseline": BASELINE, "l2": l2(1e-4), "noise": {"mitigation": "noise"},
-    "shrink-perturb-task": SHRINK_PERTURB_TASK, "shrink-perturb-step": SHRINK_PERTURB_STEP,
-    "cbp": CBP, "redo": REDO, "l2-init": L2_INIT, "reset": RESET,
-}
-
-
 def with_reset(arms: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each unmitigated arm beside its `reset` control, `<arm>-reset`."""
     out: dict[str, dict[str, Any]] = {}

@@ -341,7 +341,7 @@ def test_concurrent_loads_build_once(prepared: Path, tmp_path: Path, capsys: pyt
 
 def counted_bundle_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The bundles `load` reads from now on: the real `read_bundle` (which reads every file), counting its calls."""
-    module = importlib.import_module("trainables.data.prepare")  # `trainables.data.prepare` is also the function
+    module = importlib.import_module("trainables.data.cache")  # every bundle is read through cache.read_bundle
     real, reads = module.read_bundle, []
 
     def counted(path: Path):

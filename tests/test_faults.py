@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from lopmodels import ConfigError, HookContext, ModelSpec, build_mitigation, build_model
 from lopmodels.optim import Adam
 from trainables.config import SWITCHES, TrialConfig
-from trainables.data.prepare import MNIST_MEAN, MNIST_STD
+from trainables.data.mnist_source import MNIST_MEAN, MNIST_STD
 from trainables.loop import head_size, run_stream
 from trainables.records import record_row
 from trainables.stream_data import build_stream_data, resolve, task_splits, truncation

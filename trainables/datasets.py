@@ -1,6 +1,6 @@
 """What each dataset is, torch-free: the facts streams, configs and cost estimates need without loading it.
 
-A dataset is one module under `trainables/data/` (its `prepare`, `load` and `describe`) plus one line here.
+A dataset is one module (its `trainables.data.source.DataSource`: fetch, cache, read) plus one line here.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class DatasetInfo:
     name: str
     kind: str  # the inputs it holds (lopmodels.catalog.INPUT_KINDS): what a model must read to train on it
     train_per_class: int  # training samples per class as prepared by default (the cost estimates' sizes)
-    description: str  # one line for `lop data prepare --help`
+    module: str  # the module whose import registers its DataSource in trainables.data.source.SOURCES (torch)
 
     def __post_init__(self) -> None:
         if self.kind not in INPUT_KINDS:
@@ -30,6 +30,6 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
     return info
 
 
-register_dataset(DatasetInfo("mnist", "image", train_per_class=6_000, description="handwritten digits, 28 x 28"))
+register_dataset(DatasetInfo("mnist", "image", train_per_class=6_000, module="trainables.data.mnist_source"))
 register_dataset(DatasetInfo("languages", "tokens", train_per_class=800,  # the offline corpus (docs/data.md)
-                             description="sentences of 20 languages, tokenized"))
+                             module="trainables.data.languages_source"))

@@ -16,7 +16,7 @@ import torch
 from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
-from trainables.data.prepare import MNIST_MEAN, MNIST_STD
+from trainables.data.mnist_source import MNIST_MEAN, MNIST_STD
 
 LIMIT_SEED = 20240229  # the --train-limit/--test-limit subset is the same for every trial: a property of the data
 RESPLIT_SEED = 20240611  # with the stream seed and the task: every arm of a replicate gets the same re-split

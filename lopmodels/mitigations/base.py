@@ -34,6 +34,9 @@ class Mitigation:
     """No mitigation: every hook does nothing. Mitigations subclass this and override hooks."""
 
     needs_activations: ClassVar[bool] = False  # ask the loop for `ctx.activations` at every step
+    # the arms this mitigation adds to the `mitigations` sweep: label -> its fields (`mitigation_args`);
+    # None: one arm at the defaults, labelled by the mitigation's registered name
+    sweep_arms: ClassVar[Mapping[str, Mapping[str, Any]] | None] = None
 
     def optimizer_options(self) -> dict[str, Any]:
         """Keyword arguments for the optimizer (L2's weight decay)."""

@@ -16,6 +16,8 @@ from lopmodels.mitigations.base import MITIGATIONS, Mitigation, require
 class L2(Mitigation):
     """Weight decay in the optimizer: the loss gains weight_decay / 2 * ||w||^2 (coupled form)."""
 
+    sweep_arms = {"l2": {"weight_decay": 1e-4}}
+
     weight_decay: float = 1e-4  # > 0
     decoupled: bool = False  # True: the AdamW form
 

@@ -28,6 +28,10 @@ SCHEDULES = ("task", "step")
 class ShrinkPerturb(Mitigation):
     """w <- shrink * w + sigma * w_fresh at each new task (`every="task"`) or after every step (`"step"`, ours)."""
 
+    # Ash & Adams's per-task form at its defaults, and the per-step form with a shrink close to 1
+    sweep_arms = {"shrink-perturb-task": {"every": "task", "shrink": 0.8, "sigma": 0.01},
+                  "shrink-perturb-step": {"every": "step", "shrink": 0.9999, "sigma": 1e-5}}
+
     shrink: float = 0.8  # in (0, 1]
     sigma: float = 0.01  # >= 0
     every: str = "task"  # "task" or "step"

@@ -9,6 +9,6 @@ from __future__ import annotations
 from .cache import default_data_dir
 from .dataset import Dataset, Split
 from lopmodels.errors import DataUnavailable
-from .prepare import NAMES, load, load_tokenizer, prepare
+from .prepare import load, load_tokenizer, prepare
 
-__all__ = ["NAMES", "DataUnavailable", "Dataset", "Split", "default_data_dir", "load", "load_tokenizer", "prepare"]
+__all__ = ["DataUnavailable", "Dataset", "Split", "default_data_dir", "load", "load_tokenizer", "prepare"]

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,3 +131,41 @@ def read_bundle(path: Path) -> Bundle:
             raise CacheInvalid(f"{path / name} does not match its sha256 in {MANIFEST}")
         files[name] = data
     return Bundle(path=path, meta=body["meta"], files=files, digest=bundle_digest(body["files"], body["meta"]))
+
+
+def cached_bundle(path: Path, usable: Callable[[Bundle], bool], build: Callable[[], None],
+                  echo: Callable[[str], None]) -> Bundle:
+    """The bundle at `path`, (re)built under its lock when missing, damaged or not `usable`."""
+    def current() -> Bundle | str:
+        try:
+            bundle = read_bundle(path)
+        except CacheInvalid as e:
+            return str(e)
+        return bundle if usable(bundle) else f"{path} was prepared from other data or settings"
+
+    found = current()
+    if isinstance(found, Bundle):
+        return found
+    with locked(path.with_name(path.name + ".lock")):
+        found = current()  # another process may have built it while this one waited
+        if isinstance(found, Bundle):
+            return found
+        echo(f"{found}; preparing it")
+        build()
+        return read_bundle(path)
+
+
+Stamp = tuple[str, tuple[tuple[str, int, int, int], ...]]
+
+
+def bundle_stamp(path: Path) -> tuple[Stamp, dict[str, Any]]:
+    """(The bundle's data hash and each file's size, mtime and inode), and its metadata: from the manifest and
+    `stat` only, without reading the files. A rebuild changes the hash; a file damaged or replaced behind the
+    manifest's back changes its stat."""
+    body = read_manifest(path)
+    try:
+        stats = tuple((name, s.st_size, s.st_mtime_ns, s.st_ino)
+                      for name in sorted(body["files"]) for s in [(path / name).stat()])
+    except OSError as e:
+        raise CacheInvalid(f"cannot stat a file of {path} ({e.strerror})") from None
+    return (bundle_digest(body["files"], body["meta"]), stats), body["meta"]
