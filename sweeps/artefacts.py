@@ -3,7 +3,7 @@ came from, so that an effect of the paper can be tested as an artefact of them (
 
 Arms are `<experiment>-<switch>` beside `<experiment>-correct`; `<experiment>-reference` turns on every fault
 of that experiment's reference script at once. `small` keeps the paper's per-task training and cuts only the
-number of tasks (each stream's count in `sweeps.scales.SMALL_TASKS`); `smoke` is seconds.
+number of tasks (each stream's `small_tasks`, trainables/streams.py); `smoke` is seconds.
 """
 from typing import Any, Mapping
 

@@ -11,15 +11,14 @@ from typing import Any, Mapping
 
 from trainables.streams import STREAMS
 
-SMALL_TASKS = {"mnist-reshuffle": 25, "mnist-binary": 25, "lang-reshuffle": 50, "lang-binary": 50}
-
 MNIST_SMOKE = {"tasks": 2, "epochs_per_task": 1, "train_limit": 500, "test_limit": 200}
 LANGUAGE_SMOKE = {"tasks": 2, "epochs_per_task": 1, "train_limit": 200, "test_limit": 100}
 
 
 def small(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The `small` scale of an arm: its stream's task count from SMALL_TASKS, nothing else changed."""
-    return {"tasks": SMALL_TASKS[fields.get("stream", "mnist-reshuffle")]}
+    """The `small` scale of an arm: its stream's own task count for it (`StreamSpec.small_tasks`), nothing else
+    changed."""
+    return {"tasks": STREAMS[fields.get("stream", "mnist-reshuffle")].tasks_at_small_scale}
 
 
 def smoke(fields: Mapping[str, Any]) -> dict[str, Any]:

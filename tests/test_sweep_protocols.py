@@ -7,7 +7,6 @@ import pytest
 from lopmodels.errors import ConfigError
 from sweeps.manifest import Manifest
 from sweeps.registry import SWEEPS
-from sweeps.scales import SMALL_TASKS
 from trainables.streams import STREAMS
 
 
@@ -21,7 +20,7 @@ def test_small_keeps_the_per_task_training_and_cuts_only_tasks(name):
     for arm in sweep.arms_at("small"):
         paper, small = resolved(name, arm, "paper"), resolved(name, arm, "small")
         spec = STREAMS[small.stream]
-        assert small.tasks == SMALL_TASKS[small.stream] < paper.tasks == spec.tasks
+        assert small.tasks == spec.small_tasks < paper.tasks == spec.tasks
         assert small.epochs_per_task == paper.epochs_per_task  # step-matched arms resolve theirs from the data
         if not small.match_steps:
             assert small.epochs_per_task == spec.epochs_per_task == 30

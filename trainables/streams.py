@@ -90,6 +90,12 @@ class StreamSpec:
     # epoch; Tatoeba's 2,600 training sentences a language: reshuffle ceil(26,000 / 512) = 51, binary
     # ceil(5,200 / 128) = 41. None where it varies by task (MNIST pairs differ in size)
     paper_steps_per_task: int | None = None
+    # tasks at the sweeps' `small` scale (sweeps/scales.py): enough for the effect the stream shows; None: half
+    small_tasks: int | None = None
+
+    @property
+    def tasks_at_small_scale(self) -> int:
+        return self.small_tasks or max(1, self.tasks // 2)
 
     @property
     def input_kind(self) -> str:
@@ -130,12 +136,12 @@ def reads(model: str, stream: str) -> bool:
 
 register_stream(StreamSpec("mnist-reshuffle", "mnist", MNIST_CLASSES, "reshuffle",
                            tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28,
-                           paper_steps_per_task=300))
+                           paper_steps_per_task=300, small_tasks=25))
 register_stream(StreamSpec("mnist-binary", "mnist", MNIST_CLASSES, "binary",
-                           tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28))
+                           tasks=50, epochs_per_task=30, lr=0.01, batch_size=6000, seq_len=28, small_tasks=25))
 register_stream(StreamSpec("lang-reshuffle", "languages", RESHUFFLE_LANGUAGES, "reshuffle",
                            tasks=100, epochs_per_task=30, lr=0.01, batch_size=512, seq_len=25,  # gru_medium.yaml
-                           paper_steps_per_task=1530))
+                           paper_steps_per_task=1530, small_tasks=50))
 register_stream(StreamSpec("lang-binary", "languages", BINARY_LANGUAGES, "binary",
                            tasks=100, epochs_per_task=30, lr=0.1, batch_size=128, seq_len=50,
-                           paper_steps_per_task=1230))
+                           paper_steps_per_task=1230, small_tasks=50))
