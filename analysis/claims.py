@@ -290,7 +290,7 @@ def spikes(final: pd.DataFrame, records: pd.DataFrame, arm: Arm) -> pd.DataFrame
     rows = []
     for (seed, stream_seed, trial), trial_part in part.sort_values("task").groupby(PAIR + ["trial_id"]):
         pairs = [classes.get((trial, task), ()) for task in trial_part["task"]]
-        kinds, accuracy = task_kinds(pairs), (100 * trial_part["test_accuracy"]).tolist()
+        kinds, accuracy = task_kinds(pairs), (100 * trial_part["accuracy"]).tolist()
         around = neighbours(kinds, accuracy)
         row = {"seed": seed, "stream_seed": stream_seed,
                "first": float(np.mean([a for a, k in zip(accuracy, kinds) if k == FIRST] or [math.nan]))}

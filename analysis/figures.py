@@ -19,9 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.metrics import diagnostic_columns, diagnostic_curves, diagnostic_values, final_accuracy, task_curves
+from analysis.metrics import (accuracy_measure, diagnostic_columns, diagnostic_curves, diagnostic_values, final_accuracy,
+                              task_curves)
 
 ACCURACY_LABEL = "Test accuracy (final epoch of each task)"
+TRAIN_ACCURACY_LABEL = "Training accuracy (final epoch of each task; test labels are random)"
 DIAGNOSTIC_LABELS = {
     "dead_fraction": "Dead ReLU units (fraction)",
     "saturated_fraction": "Saturated tanh/sigmoid units (fraction)",
@@ -103,14 +105,15 @@ def accuracy_figure(records: pd.DataFrame, title: str) -> Figure:
     FEW); one panel per task stream."""
     final = final_accuracy(records)
     curves = task_curves(final)
-    replicates = final.rename(columns={"test_accuracy": "value"})
+    replicates = final.rename(columns={"accuracy": "value"})
     streams = sorted(curves["stream"].unique())
     colors = arm_colors(curves["arm"])
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(6.4 * len(streams), 4.4), layout="constrained")
         axes = fig.subplots(1, len(streams), squeeze=False)[0]
     for ax, stream in zip(axes, streams):
-        plot_curves(curves[curves["stream"] == stream], ax, ACCURACY_LABEL, colors,
+        label = ACCURACY_LABEL if accuracy_measure(stream) == "test_accuracy" else TRAIN_ACCURACY_LABEL
+        plot_curves(curves[curves["stream"] == stream], ax, label, colors,
                     replicates[replicates["stream"] == stream])
         ax.set_ylim(0, 1)
         ax.set_title(stream, fontsize="medium")

@@ -24,6 +24,7 @@ from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
 from lopmodels.diagnostic_names import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
 from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
+from trainables.streams import STREAMS
 
 TRIAL = ["sweep", "arm", "trial_id", "seed", "stream_seed"]
 REPLICATE = ["seed", "stream_seed"]
@@ -62,20 +63,33 @@ def trial_status(records: pd.DataFrame) -> pd.DataFrame:
     return trials
 
 
+def accuracy_measure(stream: str) -> str:
+    """The record column a stream measures plasticity by (`StreamSpec.accuracy`): `test_accuracy`, or
+    `train_accuracy` where test accuracy is chance by construction (random labels). A stream this process
+    does not know (a plugin's, not imported) is taken as `test_accuracy`."""
+    return STREAMS[stream].accuracy if stream in STREAMS else "test_accuracy"
+
+
 def final_accuracy(records: pd.DataFrame) -> pd.DataFrame:
-    """The final-epoch test accuracy of every finished task, one row per trial x task, with its `chance`,
+    """The final-epoch accuracy of every finished task, one row per trial x task, with its `chance`,
     1 / len(task_classes).
 
-    A diverged trial's tasks from the one it diverged in to the stream's last are at chance, with `imputed`
-    True. Trial columns: TRIAL, `config_columns`, `diverged`, `tasks_finished`, `status`.
+    `accuracy` is the stream's measure (`accuracy_measure`, named in `accuracy_of`): test accuracy on every
+    stream of the paper; `test_accuracy` is kept beside it. A diverged trial's tasks from the one it diverged in
+    to the stream's last are at chance, with `imputed` True. Trial columns: TRIAL, `config_columns`, `diverged`,
+    `tasks_finished`, `status`.
     """
-    records = records.assign(chance=1.0 / records["task_classes"].map(len))
+    measure = records["stream"].map(accuracy_measure) if "stream" in records.columns else "test_accuracy"
+    on_train = measure == "train_accuracy"
+    accuracy = records["test_accuracy"].where(~on_train, records.get("train_accuracy"))
+    records = records.assign(chance=1.0 / records["task_classes"].map(len), accuracy=accuracy, accuracy_of=measure)
     last_epoch = (records["epoch"] == records["epochs_per_task"] - 1) & ~records["diverged"]
-    finished = records.loc[last_epoch, TRIAL + ["task", "test_accuracy", "chance"]].assign(imputed=False)
+    kept = TRIAL + ["task", "accuracy", "accuracy_of", "test_accuracy", "chance"]
+    finished = records.loc[last_epoch, kept].assign(imputed=False)
     broken = records[records["diverged"]].reset_index(drop=True)
     lost = broken.loc[broken.index.repeat(broken["tasks"] - broken["task"])]
     lost = lost.assign(task=lost["task"] + lost.groupby(level=0).cumcount(), test_accuracy=lost["chance"],
-                       imputed=True)
+                       accuracy=lost["chance"], imputed=True)
     final = pd.concat([finished, lost[finished.columns]], ignore_index=True)
     final = final.merge(trial_status(records), on=TRIAL)
     return final.sort_values(TRIAL + ["task"]).reset_index(drop=True)
@@ -111,8 +125,8 @@ def degradation(final: pd.DataFrame, k: int = 1, chance_corrected: bool = False)
     if not short.empty:
         raise ConfigError(f"degradation over the first and last k={k} tasks needs at least {2 * k} tasks; "
                           f"sweep {short['sweep'].iloc[0]} has {short['tasks'].min()}")
-    first = done[done["task"] < k].groupby(TRIAL)["test_accuracy"].mean()
-    last = done[done["task"] >= done["tasks"] - k].groupby(TRIAL)["test_accuracy"].mean()
+    first = done[done["task"] < k].groupby(TRIAL)["accuracy"].mean()
+    last = done[done["task"] >= done["tasks"] - k].groupby(TRIAL)["accuracy"].mean()
     chance = done.groupby(TRIAL)["chance"].first()
     shift = chance if chance_corrected else 0.0
     value = 100 * (1 - stats.above_chance(last, shift) / stats.above_chance(first, shift))
@@ -123,7 +137,7 @@ def degradation(final: pd.DataFrame, k: int = 1, chance_corrected: bool = False)
 def average_accuracy(final: pd.DataFrame) -> pd.DataFrame:
     """<Acc>: the mean over tasks of the final-epoch test accuracy, per finished trial (paper, section 5.1)."""
     done = final[final["status"] != "incomplete"]
-    return per_trial(final, done.groupby(TRIAL)["test_accuracy"].mean().rename("average_accuracy"))
+    return per_trial(final, done.groupby(TRIAL)["accuracy"].mean().rename("average_accuracy"))
 
 
 def arms_of(frame: pd.DataFrame) -> pd.DataFrame:
@@ -319,8 +333,8 @@ def arm_summary(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
 
 def task_curves(final: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """Per (sweep, arm, task): mean, CI (logit scale, inside [0, 1]) and n over replicates of the final-epoch
-    test accuracy."""
-    curves = summarize(final, ["sweep", "arm", "task"], "test_accuracy", "fraction", level)
+    accuracy (the stream's measure: test accuracy but on random labels)."""
+    curves = summarize(final, ["sweep", "arm", "task"], "accuracy", "fraction", level)
     return curves.merge(final.drop_duplicates(["sweep", "arm"])[["sweep", "arm", "model", "stream"]],
                         on=["sweep", "arm"])
 

@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 import click
 
+from lopmodels.catalog import MODEL_INFO
 from lopmodels.errors import ConfigError, LopError
 from trainables.datasets import DATASETS
+from trainables.streams import STREAMS
 
 EXIT_BAD_INPUT = 2
 
@@ -80,9 +82,8 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command("trial")
-@click.option("--model", default="mlp", show_default=True, help="mlp, lstm or gru.")
-@click.option("--stream", default="mnist-reshuffle", show_default=True,
-              help="mnist-reshuffle, mnist-binary, lang-reshuffle or lang-binary.")
+@click.option("--model", default="mlp", show_default=True, help=", ".join(MODEL_INFO.names()) + ".")
+@click.option("--stream", default="mnist-reshuffle", show_default=True, help=", ".join(STREAMS.names()) + ".")
 @click.option("--mitigation", default="none", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A field of the chosen mitigation.")
 @click.option("--tasks", type=int, default=None, help="Default: the stream's (50 MNIST, 100 languages).")

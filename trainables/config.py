@@ -148,6 +148,7 @@ class TrialConfig:
             languages=(self.languages or spec.classes) if spec.is_language else None,
             batch_size=self.batch_size or spec.batch_size,
             lr=self.lr or spec.lr,
+            train_limit=self.train_limit or spec.train_limit,
         )
 
     def epochs_for(self, task_train_size: int) -> int:

@@ -17,9 +17,11 @@ from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
 from trainables.data.mnist_source import MNIST_MEAN, MNIST_STD
+from trainables.transforms import TASK_TRANSFORMS  # its entries import this module: loaded on first lookup
 
 LIMIT_SEED = 20240229  # the --train-limit/--test-limit subset is the same for every trial: a property of the data
 RESPLIT_SEED = 20240611  # with the stream seed and the task: every arm of a replicate gets the same re-split
+TRANSFORM_SEED = 20241130  # likewise for a stream's task transform (a permutation, random labels)
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,16 @@ def resplit(train: DeviceSplit, test: DeviceSplit, stream_seed: int, task: int) 
 
 def task_splits(cfg: TrialConfig, stream: StreamData, classes: tuple[int, ...],
                 task: int) -> tuple[DeviceSplit, DeviceSplit]:
-    """Task `task`'s train and test splits, relabelled to its classes (and re-split if `test_split` says so)."""
+    """Task `task`'s train and test splits, relabelled to its classes, then re-split if `test_split` says so,
+    then through the stream's task transform (permuted pixels, random labels), fixed by (stream seed, task)."""
     train = stream.train.relabel(classes, len(stream.classes))
     test = stream.test.relabel(classes, len(stream.classes))
     if cfg.test_split == "resplit":
-        return resplit(train, test, cfg.stream_seed, task)
+        train, test = resplit(train, test, cfg.stream_seed, task)
+    transform = cfg.stream_spec.transform
+    if transform is not None:
+        rng = np.random.default_rng([TRANSFORM_SEED, cfg.stream_seed, task])
+        train, test = TASK_TRANSFORMS[transform](train, test, rng, len(classes))
     return train, test
 
 
@@ -165,6 +172,8 @@ def raw_pixels(images: torch.Tensor) -> torch.Tensor:
 def build_stream_data(cfg: TrialConfig, data: Dataset, device: torch.device) -> StreamData:
     """Select the stream's classes, apply the limits, `seq_len` and `pixels`, and move the tensors to `device`."""
     classes = stream_classes(cfg, data)
+    if cfg.stream_spec.transform is not None:
+        TASK_TRANSFORMS[cfg.stream_spec.transform]  # an unknown name fails before the first task, listing them
 
     def prepare(split: Split, keep: torch.Tensor, labels: torch.Tensor) -> DeviceSplit:
         inputs = split.inputs[keep]

@@ -23,6 +23,11 @@ BINARY_LANGUAGES = ("spa", "por", "ita", "fra", "ron", "deu", "swe", "rus", "hin
                     "jpn", "kor", "tur", "nld", "ell", "pol", "ukr", "ces", "heb", "cmn")
 
 
+def fixed_task(num_classes: int, stream_seed: int, task: int) -> tuple[int, ...]:
+    """Every class under its own label, every task: what changes is the task's input transform."""
+    return tuple(range(num_classes))
+
+
 def reshuffle_task(num_classes: int, stream_seed: int, task: int) -> tuple[int, ...]:
     """Every class, in a fresh random order: element i is the class labelled i in this task."""
     rng = np.random.default_rng([stream_seed, task])
@@ -70,7 +75,8 @@ PAIR_SAMPLERS: dict[str, Callable[[int, int, int], tuple[int, ...]]] = {
     "distinct": binary_task, "with-replacement": pair_with_replacement, "cycle-ordered": cycle_ordered_pair,
 }
 PAIR_SAMPLINGS = tuple(PAIR_SAMPLERS)  # "distinct" first: the default
-TASK_KINDS = ("reshuffle", "binary")
+TASK_KINDS = ("reshuffle", "binary", "fixed")
+ACCURACIES = ("test_accuracy", "train_accuracy")
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,9 @@ class StreamSpec:
     name: str
     dataset: str  # a name in trainables.datasets.DATASETS
     classes: tuple[str, ...]  # the classes the stream draws from (languages: the default set)
-    task_kind: str  # "reshuffle" (every class, permuted) or "binary" (a pair of classes)
+    # "reshuffle" (every class, labels permuted), "binary" (a pair of classes) or "fixed" (every class, its own
+    # label: the task is its input transform)
+    task_kind: str
     tasks: int
     epochs_per_task: int
     lr: float
@@ -92,6 +100,13 @@ class StreamSpec:
     paper_steps_per_task: int | None = None
     # tasks at the sweeps' `small` scale (sweeps/scales.py): enough for the effect the stream shows; None: half
     small_tasks: int | None = None
+    # what each task does to its inputs or labels, fixed by (stream seed, task): a name in
+    # trainables.transforms.TASK_TRANSFORMS ("permute-pixels", "random-labels"), or None
+    transform: str | None = None
+    train_limit: int | None = None  # the fixed training subset the stream trains on (None: all the data)
+    # what the analysis measures plasticity by: test accuracy, or training accuracy where test accuracy is
+    # chance by construction (random labels)
+    accuracy: str = "test_accuracy"
 
     @property
     def tasks_at_small_scale(self) -> int:
@@ -114,6 +129,8 @@ class StreamSpec:
     def draw_task(self, num_classes: int, stream_seed: int, task: int,
                   pair_sampling: str = "distinct") -> tuple[int, ...]:
         """Task `task`'s classes: element i is the class labelled i."""
+        if self.task_kind == "fixed":
+            return fixed_task(num_classes, stream_seed, task)
         if not self.is_binary:
             return reshuffle_task(num_classes, stream_seed, task)
         return PAIR_SAMPLERS[pair_sampling](num_classes, stream_seed, task)
@@ -125,6 +142,7 @@ STREAMS: Registry[StreamSpec] = Registry("stream")
 def register_stream(spec: StreamSpec) -> StreamSpec:
     check_choice(f"dataset of stream {spec.name!r}", spec.dataset, DATASETS.names())
     check_choice(f"task kind of stream {spec.name!r}", spec.task_kind, TASK_KINDS)
+    check_choice(f"accuracy of stream {spec.name!r}", spec.accuracy, ACCURACIES)
     STREAMS.register(spec.name)(spec)
     return spec
 
@@ -145,3 +163,13 @@ register_stream(StreamSpec("lang-reshuffle", "languages", RESHUFFLE_LANGUAGES, "
 register_stream(StreamSpec("lang-binary", "languages", BINARY_LANGUAGES, "binary",
                            tasks=100, epochs_per_task=30, lr=0.1, batch_size=128, seq_len=50,
                            paper_steps_per_task=1230, small_tasks=50))
+# Kumar et al. (2023), section 4.2: 10,000 training images, one epoch a task, 500 tasks, batches of 16. The
+# learning rate is ours (theirs was tuned per method): Adam's usual 1e-3.
+register_stream(StreamSpec("mnist-permuted", "mnist", MNIST_CLASSES, "fixed", tasks=500, epochs_per_task=1,
+                           lr=1e-3, batch_size=16, seq_len=28, small_tasks=100, transform="permute-pixels",
+                           train_limit=10_000))
+# Kumar et al. (2023), after Lyle et al. (2023): 1,200 training images whose labels are drawn afresh per image
+# each task, 400 epochs a task (memorisation), 50 tasks, batches of 16; plasticity is training accuracy.
+register_stream(StreamSpec("mnist-random-labels", "mnist", MNIST_CLASSES, "fixed", tasks=50, epochs_per_task=400,
+                           lr=1e-3, batch_size=16, seq_len=28, small_tasks=25, transform="random-labels",
+                           train_limit=1_200, accuracy="train_accuracy"))
