@@ -1,6 +1,7 @@
 """`Sweep`: a figure or table of the paper as data (arms x replicates x scales), and the sweep registry."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections import Counter
@@ -64,6 +65,10 @@ class Sweep:
         fields = {**self.base, **self.arms[arm]}
         overrides = self.scales.get(scale, {})
         fields.update(overrides(fields) if callable(overrides) else overrides)
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(TrialConfig)})
+        if unknown:
+            raise ConfigError(f"sweep {self.name!r}, arm {arm!r}: unknown config field(s) {', '.join(unknown)}; "
+                              f"the fields are TrialConfig's (lop trial --help lists them)")
         # replicate k uses seed = stream_seed = k in every arm: arms are paired, replicates differ in both
         return TrialConfig(**{**fields, "seed": replicate, "stream_seed": replicate})
 

@@ -12,10 +12,9 @@ from typing import Any, Callable
 
 import click
 
-from lopmodels.catalog import MODEL_INFO
 from lopmodels.errors import ConfigError, LopError
 from trainables.datasets import DATASETS
-from trainables.streams import STREAMS
+from sweeps.trial_options import config_from_options, config_options
 
 EXIT_BAD_INPUT = 2
 
@@ -82,63 +81,18 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command("trial")
-@click.option("--model", default="mlp", show_default=True, help=", ".join(MODEL_INFO.names()) + ".")
-@click.option("--stream", default="mnist-reshuffle", show_default=True, help=", ".join(STREAMS.names()) + ".")
-@click.option("--mitigation", default="none", show_default=True)
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A field of the chosen mitigation.")
-@click.option("--tasks", type=int, default=None, help="Default: the stream's (50 MNIST, 100 languages).")
-@click.option("--epochs", type=int, default=None, help="Epochs per task (default 30).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Model initialisation and batch order.")
-@click.option("--stream-seed", type=int, default=0, show_default=True, help="Task order.")
-@click.option("--hidden", type=int, default=None, help="Units per hidden layer (mlp 25, lstm 25, gru 64).")
-@click.option("--embed", type=int, default=None, help="Token embedding size (default: = hidden).")
-@click.option("--seq-len", type=int, default=None, help="Tokens per sentence (language streams; default 50).")
-@click.option("--tokenizer", default="bpe", show_default=True, help="bpe or char.")
-@click.option("--vocab-size", type=int, default=8192, show_default=True)
-@click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes for language streams.")
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--train-limit", type=int, default=None, help="A fixed class-balanced training subset.")
-@click.option("--test-limit", type=int, default=None, help="A fixed class-balanced test subset.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--readout", default="state", show_default=True,
-              help="Recurrent models: state, or the reference's last-position (out[:, -1]); docs/protocols.md.")
-@click.option("--pair-sampling", default="distinct", show_default=True,
-              help="Binary streams: distinct, or the reference's with-replacement (MNIST) "
-                   "or cycle-ordered (languages).")
-@click.option("--pixels", default="normalized", show_default=True,
-              help="MNIST: normalized, or the reference's raw (0-255).")
-@click.option("--head", default="task", show_default=True,
-              help="Binary streams: task (2 outputs), or the reference's all-classes (one per stream class).")
-@click.option("--test-split", default="fixed", show_default=True,
-              help="Language streams: fixed, or the reference's resplit (train and test re-split per task).")
-@click.option("--match-steps", is_flag=True,
-              help="Language streams: raise the epochs per task to the paper's optimiser steps (not with --epochs).")
+@config_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Parquet file for the per-epoch records.")
 @friendly_errors
-def trial(model: str, stream: str, mitigation: str, sets: tuple[str, ...], tasks: int | None,
-          epochs: int | None, seed: int, stream_seed: int, hidden: int | None, embed: int | None,
-          seq_len: int | None, tokenizer: str, vocab_size: int, languages: str | None,
-          batch_size: int | None, lr: float | None, train_limit: int | None, test_limit: int | None,
-          device: str, readout: str, pair_sampling: str, pixels: str, head: str, test_split: str,
-          match_steps: bool, threads: int | None, data_dir: Path | None, out: Path) -> None:
+def trial(threads: int | None, data_dir: Path | None, out: Path, **fields: Any) -> None:
     """Run one trial in this process (no Ray) and write its per-epoch records to --out."""
-    from trainables.config import TrialConfig
     from trainables.loop import resolve_device
     from trainables.run_trial import run_trial
-    cfg = TrialConfig(
-        model=model, stream=stream, mitigation=mitigation, mitigation_args=parse_sets(sets), tasks=tasks,
-        epochs_per_task=epochs, seed=seed, stream_seed=stream_seed, hidden=hidden, embed=embed,
-        seq_len=seq_len, tokenizer=tokenizer, vocab_size=vocab_size,
-        languages=tuple(c.strip() for c in languages.split(",")) if languages else None,
-        batch_size=batch_size, lr=lr, train_limit=train_limit, test_limit=test_limit, device=device,
-        readout=readout, pair_sampling=pair_sampling, pixels=pixels, head=head, test_split=test_split,
-        match_steps=match_steps,
-    )
-    if match_steps and epochs is not None:
+    cfg = config_from_options(fields, parse_sets)
+    if cfg.match_steps and cfg.epochs_per_task is not None:
         raise ConfigError("--match-steps sets the epochs per task from the data; drop --epochs or --match-steps")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist or is not writable")

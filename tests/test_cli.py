@@ -43,6 +43,7 @@ def test_trial_writes_every_epoch(tmp_path, env):
     (["--mitigation", "magic"], "unknown mitigation 'magic'"),
     (["--set", "x=1"], "unknown field 'x' for mitigation 'none'"),
     (["--hidden", "0"], "hidden must be a positive integer"),
+    (["--hidden-layers", "0"], "hidden_layers must be a positive integer"),
 ])
 def test_bad_trial_input_exits_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "never.parquet"
@@ -67,3 +68,16 @@ def test_the_cli_and_the_folder_readers_do_not_import_torch(module):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "False"
+
+
+def test_every_config_field_is_an_option_of_lop_trial():
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from sweeps.cli import main
+    from sweeps.trial_options import option_name
+    from trainables.config import TrialConfig
+    shown = CliRunner().invoke(main, ["trial", "--help"]).output
+    for f in dataclasses.fields(TrialConfig):
+        assert f" {option_name(f)} " in shown, f"TrialConfig.{f.name} has no lop trial option"

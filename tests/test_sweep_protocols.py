@@ -91,3 +91,10 @@ def test_arms_that_repeat_another_sweeps_configuration_are_named_so_they_run_onc
     assert "table1/gru-cbp" in shared["cbp"] and "fig3/reshuffle" not in shared["cbp"]
     assert "fig4/baseline" in shared_arms(SWEEPS["fig1"], "paper", ["mlp"])["mlp"]
     assert shared_arms(SWEEPS["fig3"], "small", ["reshuffle-matched"]) == {}  # step-matched: its own config
+
+
+def test_a_typo_in_a_sweeps_fields_is_a_one_line_config_error():
+    from sweeps.base import Sweep, register_sweep
+    with pytest.raises(ConfigError, match=r"sweep 'typo', arm 'a': unknown config field\(s\) hiden; "):
+        register_sweep(Sweep(name="typo", title="t", base={"hiden": 3}, arms={"a": {}}))
+    assert "typo" not in SWEEPS

@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from lopmodels import build_mitigation
 from lopmodels.catalog import MODEL_INFO, READOUTS
 from lopmodels.errors import ConfigError
 from lopmodels.registry import check_choice
@@ -45,37 +44,50 @@ def matched_epochs(paper_steps: int, task_train_size: int, batch_size: int) -> i
     return math.ceil(paper_steps / math.ceil(task_train_size / batch_size))
 
 
+def about(default: Any, help: str, option: str | None = None) -> Any:
+    """A TrialConfig field with its help text (and command-line name, if not `--field-name`): `lop trial`'s
+    options are made from these (sweeps/trial_options.py)."""
+    return field(default=default, metadata={"help": help, **({"option": option} if option else {})})
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """Everything that determines one trial. `None` means the paper's default for the stream or model."""
 
-    model: str = "mlp"  # a name in lopmodels.catalog.MODEL_INFO: mlp, lstm, gru
-    stream: str = "mnist-reshuffle"  # key in STREAMS
-    mitigation: str = "none"  # key in MITIGATIONS
-    mitigation_args: Mapping[str, Any] = field(default_factory=dict)  # the mitigation's fields (`--set`)
-    tasks: int | None = None  # None: the stream's default (50 MNIST, 100 languages)
-    epochs_per_task: int | None = None  # None: 30, or the step-matched count (match_steps)
-    seed: int = 0  # model initialisation, batch order and mitigation randomness
-    stream_seed: int = 0  # task order: shared by every arm of a replicate, so comparisons are paired
-    hidden: int | None = None  # units per hidden layer (None: mlp 25, lstm 25, gru 64)
-    embed: int | None = None  # token embedding size (None: equal to hidden; language streams only)
-    hidden_layers: int = 2  # MLP depth
-    seq_len: int | None = None  # tokens kept per sentence (None: 25 lang-reshuffle, 50 lang-binary); images: 28 rows
-    tokenizer: str = "bpe"  # "bpe" (subword, trained on the training split) or "char"
-    vocab_size: int = 8192  # BPE vocabulary size
-    languages: tuple[str, ...] | None = None  # language streams: ISO 639-3 codes (None: the paper's set)
-    batch_size: int | None = None  # None: the stream's default (6000 MNIST, 512 / 128 languages)
-    lr: float | None = None  # Adam's learning rate (None: 0.01, lang-binary 0.1)
-    train_limit: int | None = None  # a fixed, class-balanced subset of the training split (quick runs)
-    test_limit: int | None = None  # likewise for the test split
-    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
+    model: str = about("mlp", "A model: " + ", ".join(MODEL_INFO.names()) + ".")
+    stream: str = about("mnist-reshuffle", "A task stream (docs/streams.md): " + ", ".join(STREAMS.names()) + ".")
+    mitigation: str = about("none", "A mitigation (lopmodels/mitigations/; docs/mitigations.md).")
+    # the mitigation's fields: `--set field=value`
+    mitigation_args: Mapping[str, Any] = field(default_factory=dict, metadata={"option": "--set"})
+    tasks: int | None = about(None, "Tasks in the stream (default: the stream's, 50 MNIST, 100 languages).")
+    epochs_per_task: int | None = about(None, "Epochs per task (default: the stream's, 30 for the paper's).",
+                                        option="--epochs")
+    seed: int = about(0, "Model initialisation, batch order and mitigation randomness.")
+    stream_seed: int = about(0, "Task order: shared by every arm of a replicate, so comparisons are paired.")
+    hidden: int | None = about(None, "Units per hidden layer (default: the model's, mlp 25, lstm 25, gru 64).")
+    embed: int | None = about(None, "Token embedding size (default: = hidden; language streams only).")
+    hidden_layers: int = about(2, "Hidden layers of the MLP.")
+    seq_len: int | None = about(None, "Tokens kept per sentence (default: 25 lang-reshuffle, 50 lang-binary).")
+    tokenizer: str = about("bpe", "bpe (subword, trained on the training split) or char.")
+    vocab_size: int = about(8192, "BPE vocabulary size.")
+    languages: tuple[str, ...] | None = about(None, "Comma-separated ISO 639-3 codes (language streams; default: "
+                                                     "the stream's).")
+    batch_size: int | None = about(None, "Default: the stream's (6000 MNIST, 512 / 128 languages).")
+    lr: float | None = about(None, "Adam's learning rate (default: the stream's, 0.01, lang-binary 0.1).")
+    train_limit: int | None = about(None, "A fixed class-balanced training subset (default: the stream's).")
+    test_limit: int | None = about(None, "A fixed class-balanced test subset.")
+    device: str = about("auto", "auto (CUDA when visible), cpu, cuda or cuda:N.")
     # protocol switches (SWITCHES; docs/protocols.md): the defaults are the correct protocol
-    readout: str = "state"  # recurrent models: "state" or the reference's "last-position" (out[:, -1])
-    pair_sampling: str = "distinct"  # binary streams: "distinct", "with-replacement" or "cycle-ordered"
-    pixels: str = "normalized"  # MNIST: "normalized" or "raw" (0-255)
-    head: str = "task"  # binary streams: "task" (2 outputs) or "all-classes" (one per stream class)
-    test_split: str = "fixed"  # language streams: "fixed" or "resplit" (re-split train/test per task)
-    match_steps: bool = False  # language streams: epochs per task raised to the paper's optimiser steps
+    readout: str = about("state", "Recurrent models: state, or the reference's last-position (out[:, -1]); "
+                                  "docs/protocols.md.")
+    pair_sampling: str = about("distinct", "Binary streams: distinct, or the reference's with-replacement "
+                                           "(MNIST) or cycle-ordered (languages).")
+    pixels: str = about("normalized", "MNIST: normalized, or the reference's raw (0-255).")
+    head: str = about("task", "Binary streams: task (2 outputs), or the reference's all-classes (one per class).")
+    test_split: str = about("fixed", "Language streams: fixed, or the reference's resplit (train and test "
+                                     "re-split per task).")
+    match_steps: bool = about(False, "Language streams: raise the epochs per task to the paper's optimiser "
+                                     "steps (not with --epochs).")
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODEL_INFO.names())
@@ -84,7 +96,7 @@ class TrialConfig:
         if not DEVICE_PATTERN.match(self.device):
             raise ConfigError(f"unknown device {self.device!r}; choose one of: auto, cpu, cuda, cuda:N")
         object.__setattr__(self, "mitigation_args", dict(self.mitigation_args))
-        build_mitigation(self.mitigation, self.mitigation_args)  # unknown fields and bad values fail here
+        self.built_mitigation()  # unknown fields and bad values fail here
         for name in ("tasks", "epochs_per_task", "hidden", "embed", "hidden_layers", "seq_len",
                      "vocab_size", "batch_size", "train_limit", "test_limit"):
             value = getattr(self, name)
@@ -178,11 +190,17 @@ class TrialConfig:
             raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         return cls(**values)
 
+    def built_mitigation(self) -> Any:
+        """The mitigation with its fields (a `lopmodels.mitigations.Mitigation`); torch is imported here, not
+        when this module is, so `lop --help` and the option list need none."""
+        from lopmodels import build_mitigation
+        return build_mitigation(self.mitigation, self.mitigation_args)
+
     def columns(self) -> dict[str, Any]:
         """The config columns of a record: fields, with the mitigation's (defaults included) as `mitigation.<field>`."""
         out = self.to_dict()
         del out["mitigation_args"]
         out["languages"] = ",".join(self.languages) if self.languages is not None else None
-        for name, value in build_mitigation(self.mitigation, self.mitigation_args).fields().items():
+        for name, value in self.built_mitigation().fields().items():
             out[f"mitigation.{name}"] = value
         return out
