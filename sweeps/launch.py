@@ -14,34 +14,24 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-# Tune's knobs are environment variables read when the experiment starts; a user's own value wins.
-TUNE_DEFAULTS = {
-    # Keeping few checkpoints forces an experiment snapshot after every few: the intended cost, not news.
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    # No CSV or TensorBoard files per trial: records are read from result.json (JsonLoggerCallback, below).
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-}
-for _key, _value in TUNE_DEFAULTS.items():
-    os.environ.setdefault(_key, _value)
+import ray
+import yaml
+from ray import tune
+from ray.tune.logger import JsonLoggerCallback
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-import ray  # noqa: E402
-import yaml  # noqa: E402
-from ray import tune  # noqa: E402
-from ray.tune.logger import JsonLoggerCallback  # noqa: E402
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
-
-from sweeps.results import load_results  # noqa: E402
-from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, NoResults, StorageUnreachable  # noqa: E402
-from sweeps.base import (Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms,  # noqa: E402
+from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, StorageUnreachable
+from sweeps.base import (Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms,
                          unmeasured_models)
-from sweeps.manifest import DriverLock, Manifest, is_sweep  # noqa: E402
-from sweeps.progress import Progress  # noqa: E402
-from sweeps.status import snapshot_trials  # noqa: E402
-from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder  # noqa: E402
-from trainables.config import TrialConfig  # noqa: E402
-from trainables import data as datasets  # noqa: E402
-from trainables.records import code_version  # noqa: E402
-from trainables.trial import lop_trial  # noqa: E402
+from sweeps.manifest import DriverLock, Manifest, is_sweep
+from sweeps.progress import Progress
+from sweeps.ray_adapter import autoscaler_config, check_address, set_max_concurrent, set_tune_defaults
+from sweeps.status import snapshot_trials
+from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
+from trainables.config import TrialConfig
+from trainables import data as datasets
+from trainables.records import code_version
+from trainables.trial import lop_trial
 
 CHECKPOINTS_KEPT = 2
 REUSE_ACTORS = True  # a trial starts in a finished trial's process: no new Python, no torch import
@@ -114,6 +104,8 @@ def probe_address(address: str) -> None:
 def connect(address: str | None, local_cpus: int | None = None) -> None:
     """Join the Ray cluster at `address` (or $RAY_ADDRESS), else start a local one."""
     address = address or os.environ.get("RAY_ADDRESS") or None
+    check_address(address)
+    set_tune_defaults()
     try:
         if address:
             probe_address(address)
@@ -140,10 +132,7 @@ def alive_nodes() -> list[dict]:
 
 def autoscaler_node_gpus() -> list[float]:
     """GPUs per node of each worker type the cluster's autoscaler may still start (none without one)."""
-    try:
-        config = ray._private.state.state.get_cluster_config()  # set by the v2 autoscaler and KubeRay
-    except Exception:  # a private API: absent or changed, fall back to the cluster launcher's file
-        config = None
+    config = autoscaler_config()  # set by the v2 autoscaler and KubeRay
     if config is not None and config.node_group_configs:
         return [float(group.resources.get("GPU", 0)) for group in config.node_group_configs if group.max_count != 0]
     bootstrap = Path.home() / "ray_bootstrap_config.yaml"  # where `ray up` leaves the config on the head node
@@ -342,21 +331,11 @@ def check_configs(folder: StoragePath, manifest: Manifest) -> None:
                               f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
 
 
-def tasks_finished(folder: StoragePath) -> dict[str, int]:
-    """Tasks each trial has finished so far, so a resumed sweep's progress line starts where it stopped."""
-    try:
-        records = load_results(folder)
-    except NoResults:  # no finished epoch yet
-        return {}
-    last_epochs = records[records["epoch"] == records["epochs_per_task"] - 1]
-    return (last_epochs.groupby("trial_id")["task"].max() + 1).to_dict()
-
-
 def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None) -> int:
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
     folder = location(folder)
     manifest = Manifest.read(folder)
-    if not (folder / "tuner.pkl").exists():
+    if not tune.Tuner.can_restore(str(folder)):
         raise ConfigError(f"{folder} has a manifest but Tune never started there; start it anew with "
                           f"`lop sweep run {manifest.sweep} --name {folder.name}` after removing the folder")
     check_configs(folder, manifest)
@@ -367,11 +346,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         check_gpus(resources)
         check_reachable(folder)
         tuner = tune.Tuner.restore(str(folder), trainable=trainable(resources), resume_errored=True)
-        # Tuner.restore takes no TuneConfig or RunConfig: the restored ones are the only place these live
         if max_concurrent is not None:
-            tuner._local_tuner._tune_config.max_concurrent_trials = max_concurrent
-        run_config = tuner._local_tuner._run_config
-        run_config.callbacks = [Progress(manifest.tasks, tasks_finished(folder)) if isinstance(c, Progress) else c
-                                for c in run_config.callbacks]
+            set_max_concurrent(tuner, max_concurrent)
         echo(f"resuming sweep {manifest.sweep} at {folder}: {manifest.trials} trials")
         return summarize(folder, tuner.fit())

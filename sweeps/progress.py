@@ -13,11 +13,23 @@ PRINT_EVERY_SECONDS = 5.0
 class Progress(tune.Callback):
     """Prints a line when a task or trial finishes (at most every few seconds), and every trial error."""
 
-    def __init__(self, total_tasks: int, tasks_done: dict[str, int] | None = None) -> None:
+    def __init__(self, total_tasks: int) -> None:
         self.total_tasks = total_tasks
-        self.tasks_done: dict[str, int] = dict(tasks_done or {})  # trial id -> tasks finished (a resume's start)
+        self.tasks_done: dict[str, int] = {}  # trial id -> tasks finished
         self.started = time.monotonic()
         self.last_print = 0.0
+
+    # Tune saves the counts with each experiment snapshot and gives them back on resume (`Tuner.restore`); a
+    # resumed trial's next result corrects its count if the snapshot lagged behind.
+    def get_state(self) -> dict[str, Any]:
+        return {"tasks_done": dict(self.tasks_done)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.tasks_done = dict(state["tasks_done"])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in a resuming driver: the clock is this process's."""
+        self.__dict__.update(state, started=time.monotonic(), last_print=0.0)
 
     def _line(self, trials: list, force: bool = False) -> None:
         now = time.monotonic()

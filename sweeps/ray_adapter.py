@@ -1,0 +1,51 @@
+"""Every use of Ray's private API, in one place, each pinned by a test (tests/test_ray_adapter.py) that fails
+loudly on a Ray version that changes it.
+
+Tune treats a restore as fault tolerance with an unchanged spec: `Tuner.restore` takes no TuneConfig, so a
+resumed sweep's concurrency can only be changed on the restored Tuner's own copy. The autoscaler's node types
+have no public getter. Ray Client (`ray://`) runs the Tuner remotely, where neither is reachable, so `lop`
+refuses such addresses with the way round (`check_address`).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+from ray import tune
+
+from lopmodels.errors import ConfigError
+
+# Tune's knobs are environment variables read when an experiment starts; a user's own value wins.
+TUNE_DEFAULTS = {
+    # Keeping few checkpoints forces an experiment snapshot after every few: the intended cost, not news.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # No CSV or TensorBoard files per trial: records are read from result.json (JsonLoggerCallback).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+
+
+def set_tune_defaults() -> None:
+    """Set TUNE_DEFAULTS where the user has not: called when a sweep starts or resumes, before its Tuner."""
+    for key, value in TUNE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def check_address(address: str | None) -> None:
+    """Refuse a Ray Client address: the driver must run where Tune's objects are local."""
+    if address and address.startswith("ray://"):
+        host = address.removeprefix("ray://").split(":")[0]
+        raise ConfigError(f"Ray Client addresses ({address}) are not supported: run lop on a node of the cluster "
+                          f"with --address {host}:6379 (the GCS port), or submit it as a job: "
+                          f"`ray job submit --address http://{host}:8265 -- lop sweep ...`")
+
+
+def set_max_concurrent(tuner: tune.Tuner, max_concurrent: int) -> None:
+    """Change a restored Tuner's concurrency limit (private: `Tuner._local_tuner._tune_config`)."""
+    tuner._local_tuner._tune_config.max_concurrent_trials = max_concurrent
+
+
+def autoscaler_config() -> Any | None:
+    """The cluster's autoscaler config (node groups with their resources) where the v2 autoscaler or KubeRay set
+    one, else None (private: `ray._private.state.state.get_cluster_config`)."""
+    return ray._private.state.state.get_cluster_config()
