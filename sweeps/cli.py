@@ -5,7 +5,6 @@ Bad input is a one-line error naming the problem and the fix, exit code 2, nothi
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +12,7 @@ from typing import Any, Callable
 import click
 
 from lopmodels.errors import ConfigError, LopError
+from trainables.files import check_output
 from trainables.datasets import DATASETS
 from sweeps.trial_options import config_from_options, config_options
 
@@ -86,18 +86,18 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Parquet file for the per-epoch records.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @friendly_errors
-def trial(threads: int | None, data_dir: Path | None, out: Path, **fields: Any) -> None:
+def trial(threads: int | None, data_dir: Path | None, out: Path, force: bool, **fields: Any) -> None:
     """Run one trial in this process (no Ray) and write its per-epoch records to --out."""
     from trainables.loop import resolve_device
     from trainables.run_trial import run_trial
     cfg = config_from_options(fields, parse_sets)
     if cfg.match_steps and cfg.epochs_per_task is not None:
         raise ConfigError("--match-steps sets the epochs per task from the data; drop --epochs or --match-steps")
-    if not out.parent.exists() or not os.access(out.parent, os.W_OK):
-        raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist or is not writable")
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must name a .parquet file, got {out}")
+    check_output(out, force=force)
     try:
         resolve_device(cfg.device)
     except RuntimeError as error:
@@ -211,10 +211,7 @@ def results_export(path: str, out: Path, compact: bool, force: bool) -> None:
     from trainables.files import write_parquet
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must name a .parquet file, got {out}")
-    if not out.parent.exists():
-        raise ConfigError(f"cannot write --out {out}: folder {out.parent} does not exist")
-    if out.exists() and not force:
-        raise ConfigError(f"--out {out} exists; give another path or --force to replace it")
+    check_output(out, force=force)
     manifest = Manifest.read(location(path)) if compact else None
     frame = load_results(path)
     if manifest is not None:
@@ -228,11 +225,18 @@ def results_export(path: str, out: Path, compact: bool, force: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for report.md, report.html, figures/ and tables/.")
+@click.option("--force", is_flag=True, help="Replace a report already in --out.")
 @friendly_errors
-def report(paths: tuple[Path, ...], out: Path) -> None:
+def report(paths: tuple[Path, ...], out: Path, force: bool) -> None:
     """The paper's figures and tables with confidence intervals, from sweep folders and compact exports
     (`lop results export --compact`): the parts of one sweep are merged, each trial counted once."""
     from analysis.report import write_report
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the report")
+    if (out / "report.md").exists() and not force:
+        raise ConfigError(f"--out {out} holds a report; give another folder or --force to replace it")
+    nearest = next(folder for folder in (out, *out.parents) if folder.exists())  # where the folders will be made
+    check_output(nearest / "report.md", force=True)
     problems = write_report(list(paths), out, echo=lambda line: click.echo(line, err=True))
     if problems:
         raise ConfigError("; ".join(problems))

@@ -1,6 +1,7 @@
 """`lop trial` and `lop data prepare` as a user runs them: records on disk, and exit 2 with one line on bad input."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -38,6 +39,10 @@ def test_trial_writes_every_epoch(tmp_path, env):
     (["--epochs", "-1"], "epochs_per_task must be a positive integer"),
     (["--batch-size", "0"], "batch_size must be a positive integer"),
     (["--lr", "0"], "lr must be positive"),
+    (["--lr", "inf"], "lr must be positive, finite and at most 10"),
+    (["--lr", "1e308"], "lr must be positive, finite and at most 10"),
+    (["--mitigation", "l2", "--set", "weight_decay=inf"], "mitigation 'l2': weight_decay must be finite"),
+    (["--mitigation", "noise", "--set", "sigma=inf"], "mitigation 'noise': sigma must be finite"),
     (["--train-limit", "5"], "train_limit must be at least the number of classes"),
     (["--stream", "lang-binary", "--model", "gru", "--languages", "spa"], "at least two distinct"),
     (["--mitigation", "magic"], "unknown mitigation 'magic'"),
@@ -81,3 +86,25 @@ def test_every_config_field_is_an_option_of_lop_trial():
     shown = CliRunner().invoke(main, ["trial", "--help"]).output
     for f in dataclasses.fields(TrialConfig):
         assert f" {option_name(f)} " in shown, f"TrialConfig.{f.name} has no lop trial option"
+
+
+def test_outputs_are_checked_before_any_work_and_never_replaced_unasked(tmp_path):
+    existing = tmp_path / "done.parquet"
+    existing.write_bytes(b"finished results")
+    refused = lop("trial", "--out", str(existing))
+    assert refused.returncode == 2 and "exists; give another path or --force" in refused.stderr
+    assert existing.read_bytes() == b"finished results"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out in (blocker / "x.parquet", Path("/proc/lop-test.parquet")):
+        run = lop("trial", "--out", str(out))  # refused at once, not after training a task
+        assert run.returncode == 2 and f"cannot write --out {out}" in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and "task" not in run.stderr
+    export = lop("results", "export", str(tmp_path), "--out", str(blocker / "y.parquet"))
+    assert export.returncode == 2 and "cannot write --out" in export.stderr
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "report.md").write_text("an earlier report")
+    again = lop("report", str(tmp_path), "--out", str(folder))
+    assert again.returncode == 2 and "holds a report; give another folder or --force" in again.stderr
+    assert (folder / "report.md").read_text() == "an earlier report"

@@ -9,6 +9,8 @@ from typing import Iterator
 
 import pandas as pd
 
+from lopmodels.errors import ConfigError
+
 
 @contextmanager
 def replacing(target: Path) -> Iterator[Path]:
@@ -35,3 +37,22 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> None:
     """`frame` as a parquet file at `target`, replaced in one step."""
     with replacing(target) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def check_output(target: Path, *, force: bool, option: str = "--out") -> None:
+    """Refuse, before any work, an output file that exists (unless `force`) or that cannot be written: tried by
+    creating a file beside it, since permission bits say nothing for root or on a read-only mount."""
+    if target.is_dir():
+        raise ConfigError(f"{option} {target} is a folder; give a file path")
+    if target.exists() and not force:
+        raise ConfigError(f"{option} {target} exists; give another path or --force to replace it")
+    if not target.parent.is_dir():
+        raise ConfigError(f"cannot write {option} {target}: folder {target.parent} does not exist")
+    probe = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.probe")
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"cannot write {option} {target}: {reason} ({target.parent}); give a path in a "
+                          "writable folder") from None
+    probe.unlink(missing_ok=True)

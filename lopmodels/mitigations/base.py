@@ -6,6 +6,7 @@ The training loop calls these hooks and never names a mitigation. A new need add
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -92,7 +93,11 @@ def build_mitigation(name: str, args: Mapping[str, Any] | None = None) -> Mitiga
         if key not in known:
             valid = ", ".join(sorted(known)) or "none"
             raise ConfigError(f"unknown field {key!r} for mitigation {name!r}; valid fields: {valid}")
-    return cls(**{key: _coerce(name, known[key], value) for key, value in args.items()})
+    values = {key: _coerce(name, known[key], value) for key, value in args.items()}
+    for key, value in values.items():  # inf passes every `> 0` check and then trains to nan
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"mitigation {name!r}: {key} must be finite, got {value!r}")
+    return cls(**values)
 
 
 def _coerce(mitigation: str, spec: dataclasses.Field, value: Any) -> Any:
