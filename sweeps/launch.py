@@ -26,7 +26,7 @@ from sweeps.base import (Sweep, Trial, estimated_cpu_seconds, replicate_counts, 
 from sweeps.manifest import DriverLock, Manifest, is_sweep
 from sweeps.progress import Progress
 from sweeps.ray_adapter import autoscaler_config, check_address, set_max_concurrent, set_tune_defaults
-from sweeps.status import snapshot_trials
+from sweeps.status import all_finished, is_finished, snapshot_trials
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
 from trainables import data as datasets
@@ -214,18 +214,10 @@ def prepare_data(trials: list[Trial]) -> dict[str, str]:
     return hashes
 
 
-def finished(metrics: dict | None) -> bool:
-    """A trial's last record says it ran its last epoch of its last task, or diverged."""
-    if not metrics or "task" not in metrics:
-        return False
-    return bool(metrics.get("diverged")) or (metrics["task"] == metrics["tasks"] - 1
-                                             and metrics["epoch"] == metrics["epochs_per_task"] - 1)
-
-
 def summarize(folder: StoragePath, grid: tune.ResultGrid) -> int:
     """The end-of-run lines; non-zero when a trial errored or was left unfinished (Ctrl-C)."""
     errored = grid.num_errors
-    done = sum(1 for result in grid if result.error is None and finished(result.metrics))
+    done = sum(1 for result in grid if result.error is None and is_finished(result.metrics))
     unfinished = len(grid) - errored - done
     echo(f"sweep {'finished' if not unfinished else 'stopped'}: {done} trials done, {errored} errored"
          + (f", {unfinished} unfinished" if unfinished else "") + f"; results in {folder}")
@@ -339,6 +331,10 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         raise ConfigError(f"{folder} has a manifest but Tune never started there; start it anew with "
                           f"`lop sweep run {manifest.sweep} --name {folder.name}` after removing the folder")
     check_configs(folder, manifest)
+    if all_finished(folder, manifest.trials):  # nothing to restart: no Ray, no new files
+        echo(f"sweep {manifest.sweep} at {folder} is finished: {manifest.trials} trials done, 0 errored; "
+             f"nothing to resume (inspect: lop sweep status {folder})")
+        return 0
     with DriverLock(folder):
         connect(address)
         resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,

@@ -27,6 +27,32 @@ def snapshot_trials(folder: StoragePath) -> list[dict]:
     return []
 
 
+def last_rows(folder: StoragePath) -> dict[str, dict]:
+    """trial id -> the last record of its latest attempt, for every trial folder with records."""
+    rows = {}
+    for trial_dir in folder.iterdir():
+        if trial_dir.is_dir() and "-r" in trial_dir.name and (trial_dir / RESULT_FILE).exists():
+            attempt = latest_attempts(read_rows(trial_dir / RESULT_FILE))
+            if attempt:
+                rows[trial_dir.name.rsplit("-", 1)[-1]] = attempt[-1]
+    return rows
+
+
+def is_finished(row: dict | None) -> bool:
+    """A trial's last record says it ran its last epoch of its last task, or diverged."""
+    if not row or "task" not in row:
+        return False
+    return bool(row.get("diverged")) or (row["task"] == row["tasks"] - 1
+                                         and row["epoch"] == row["epochs_per_task"] - 1)
+
+
+def all_finished(folder: StoragePath, trials: int) -> bool:
+    """Every one of the sweep's `trials` is TERMINATED in Tune's snapshot and its records say it finished."""
+    states, rows = tune_states(folder), last_rows(folder)
+    return len(states) == trials and all(state == "TERMINATED" and is_finished(rows.get(trial_id))
+                                         for trial_id, state in states.items())
+
+
 def tune_states(folder: StoragePath) -> dict[str, str]:
     """trial id -> Tune's status (RUNNING in a snapshot whose driver is gone means interrupted)."""
     return {trial["trial_id"]: trial["status"] for trial in snapshot_trials(folder)}

@@ -63,9 +63,14 @@ def test_sweep_through_a_file_uri(tmp_path, ray_env):
     pd.testing.assert_frame_equal(frame, pd.read_parquet(tmp_path / "local.parquet"))
     again = lop("sweep", "run", "fig1", "--scale", "smoke", "--storage", storage, env=ray_env)
     assert again.returncode == 2 and "already exists" in again.stderr
-    # nothing left to do: Tune restores from the URI and ends (through the adapter that changes the concurrency)
+    # nothing left to do: said from the files through the URI, without starting Ray or writing anything
+    local = tmp_path / "results" / "fig1"
+    before = sorted(str(p) for p in local.rglob("*"))
     resumed = lop("sweep", "resume", folder, "--max-concurrent", "1", env=ray_env)
-    assert resumed.returncode == 0 and "2 trials done, 0 errored" in resumed.stderr, resumed.stderr[-3000:]
+    assert resumed.returncode == 0 and "2 trials done, 0 errored; nothing to resume" in resumed.stderr, \
+        resumed.stderr[-3000:]
+    assert "Started a local Ray" not in resumed.stderr
+    assert sorted(str(p) for p in local.rglob("*")) == before
     after = lop("results", "export", folder, "--out", str(tmp_path / "after.parquet"), env=ray_env)
     assert after.returncode == 0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "after.parquet"), frame)
