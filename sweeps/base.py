@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,9 +206,22 @@ def shared_arms(sweep: Sweep, scale: str, arms: list[str]) -> dict[str, list[str
 
 
 SWEEPS: Registry[Sweep] = Registry("sweep")
+# a sweep's folder and its arms' trial folders (<arm>-r<k>-<id>): one plain path component each, inside STORAGE
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_name(name: str, what: str = "--name") -> str:
+    """`name` if it is one folder name that stays inside its parent, else a `ConfigError` saying so."""
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"{what} {name!r} must be one folder name of letters, digits, '.', '_' and '-' (no '/', "
+                          f"not starting with '.' or '-'); give another {what}")
+    return name
 
 
 def register_sweep(sweep: Sweep) -> Sweep:
+    check_name(sweep.name, "sweep name")
+    for arm in sweep.arms:
+        check_name(arm, f"arm of sweep {sweep.name!r}")
     for scale in sweep.scales:
         check_choice("scale", scale, SCALES)
     for scale, arms in sweep.scale_arms.items():

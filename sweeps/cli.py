@@ -160,7 +160,10 @@ def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: s
     from sweeps.launch import Resources, run_sweep
     from sweeps.registry import SWEEPS
     resources = Resources(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
-    arm_list = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
+    arm_list = None if arms is None else [a.strip() for a in arms.split(",") if a.strip()]
+    if arm_list == []:
+        raise ConfigError(f"--arms {arms!r} names no arm; give some of: {', '.join(SWEEPS[name].arms)}, or leave "
+                          "--arms out for all")
     sys.exit(run_sweep(SWEEPS[name], scale=scale, seeds=seeds, seed_start=seed_start, arms=arm_list,
                        storage=storage, name=experiment, address=address, resources=resources,
                        dry_run=dry_run))

@@ -21,7 +21,7 @@ from ray.tune.logger import JsonLoggerCallback
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, StorageUnreachable
-from sweeps.base import (Sweep, Trial, estimated_cpu_seconds, replicate_counts, shared_arms,
+from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replicate_counts, shared_arms,
                          unmeasured_models)
 from sweeps.manifest import DriverLock, Manifest, is_sweep
 from sweeps.progress import Progress
@@ -259,7 +259,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
               dry_run: bool) -> int:
     """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
     trials = sweep.trials(scale, seeds, seed_start, arms)
-    folder = location(storage) / (name or sweep.name)
+    folder = location(storage) / check_name(name or sweep.name)
     if not dry_run:
         refuse_existing(folder)
         created = claim_folder(folder, storage)
