@@ -158,8 +158,37 @@ def gpu_shortfall(gpus_per_trial: float, node_gpus: list[float], scalable_gpus: 
     return f"--gpus-per-trial {gpus_per_trial:g} is more than this cluster offers: {offer}{scaling}; {fix}"
 
 
+def autoscaler_node_cpus() -> list[float | None]:
+    """CPUs per node of each worker type the autoscaler may still start; None where a type leaves them to be
+    detected (then no CPU request can be ruled out)."""
+    config = autoscaler_config()
+    if config is not None and config.node_group_configs:
+        return [group.resources.get("CPU") for group in config.node_group_configs if group.max_count != 0]
+    bootstrap = Path.home() / "ray_bootstrap_config.yaml"
+    if not bootstrap.is_file():
+        return []
+    types = (yaml.safe_load(bootstrap.read_text()) or {}).get("available_node_types", {})
+    return [(kind.get("resources") or {}).get("CPU") for kind in types.values() if kind.get("max_workers", 1) != 0]
+
+
+def cpu_shortfall(cpus_per_trial: float, node_cpus: list[float], scalable_cpus: list[float | None]) -> str | None:
+    """Why no node can hold a trial's CPUs (now or once the autoscaler adds one), or None if one can."""
+    if None in scalable_cpus or cpus_per_trial <= max(node_cpus + scalable_cpus, default=0):
+        return None
+    most = max(node_cpus + scalable_cpus, default=0)
+    scaling = f"; its autoscaler adds nodes of at most {max(scalable_cpus):g}" if scalable_cpus else ""
+    return (f"--cpus-per-trial {cpus_per_trial:g} is more than any node of this cluster has: at most "
+            f"{max(node_cpus, default=0):g} CPUs on one of its {len(node_cpus)} node(s){scaling}; give at most "
+            f"{most:g} (a trial runs on one node)")
+
+
 def check_gpus(resources: Resources) -> None:
-    """A trial runs on one node: refuse a GPU share that no node has, before any trial starts."""
+    """A trial runs on one node: refuse a CPU or GPU request that no node can meet, before any trial starts
+    (Tune would wait for ever)."""
+    cpus = cpu_shortfall(resources.cpus_per_trial, [float(node["Resources"].get("CPU", 0)) for node in alive_nodes()],
+                         autoscaler_node_cpus())
+    if cpus:
+        raise ConfigError(cpus)
     if resources.gpus_per_trial == 0:
         return
     node_gpus = [float(node["Resources"].get("GPU", 0)) for node in alive_nodes()]

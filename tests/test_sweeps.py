@@ -201,3 +201,20 @@ def test_bad_sweep_input_exits_2(args, message):
     run = lop(*args)
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_cpu_requests_no_node_can_meet_are_refused_with_what_the_cluster_offers():
+    from sweeps.launch import cpu_shortfall
+    assert cpu_shortfall(2, [2.0, 1.0], []) is None and cpu_shortfall(8, [2.0], [16.0]) is None
+    assert cpu_shortfall(100, [2.0], [None]) is None  # a node type whose CPUs are detected on start: may fit
+    assert cpu_shortfall(100, [2.0, 4.0], []) == ("--cpus-per-trial 100 is more than any node of this cluster has: "
+                                                  "at most 4 CPUs on one of its 2 node(s); give at most 4 (a trial "
+                                                  "runs on one node)")
+    assert "its autoscaler adds nodes of at most 8; give at most 8" in cpu_shortfall(100, [2.0], [8.0])
+
+
+def test_an_impossible_cpu_request_fails_before_any_trial_and_leaves_no_folder(tmp_path, ray_env):
+    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--cpus-per-trial", "1000", "--storage", str(tmp_path),
+              env=ray_env, timeout=120)
+    assert run.returncode == 2 and "--cpus-per-trial 1000 is more than any node" in run.stderr, run.stderr[-2000:]
+    assert not (tmp_path / "fig1").exists()
