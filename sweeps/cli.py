@@ -191,6 +191,35 @@ def sweep_status(path: str) -> None:
     click.echo(status(path))
 
 
+@sweep.command("repair")
+@click.argument("path")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=None)
+@click.option("--force", is_flag=True, help="Replace a manifest that still reads.")
+@friendly_errors
+def sweep_repair(path: str, cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None,
+                 force: bool) -> None:
+    """Rebuild a damaged or lost lop-sweep.json from the sweep's Tune snapshot and records."""
+    from sweeps.manifest import MANIFEST, Manifest
+    from sweeps.repair import rebuild_manifest
+    from sweeps.storage import location
+    folder = location(path)
+    if (folder / MANIFEST).is_file() and not force:
+        try:
+            Manifest.read(folder)
+        except ConfigError:
+            pass  # damaged: what repair is for
+        else:
+            raise ConfigError(f"{folder / MANIFEST} reads fine; nothing to repair (--force rebuilds it anyway)")
+    manifest = rebuild_manifest(folder, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                                max_concurrent=max_concurrent)
+    manifest.write(folder)
+    click.echo(f"rebuilt {folder / MANIFEST}: sweep {manifest.sweep}, scale {manifest.scale}, {manifest.trials} "
+               f"trials ({', '.join(f'{a} {n}' for a, n in manifest.arm_seeds.items())}); continue with "
+               f"`lop sweep resume {folder}`", err=True)
+
+
 @main.group()
 def results() -> None:
     """Results as a dataframe."""

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from lopmodels.errors import NoResults, SweepLocked
+from lopmodels.errors import ConfigError, NoResults, SweepLocked
 from sweeps.storage import StoragePath, local_path, write_text_atomic
 
 MANIFEST = "lop-sweep.json"
@@ -53,9 +53,18 @@ class Manifest:
     def read(cls, folder: StoragePath) -> "Manifest":
         path = folder / MANIFEST
         if not path.is_file():
+            if any(folder.glob("experiment_state-*.json")):
+                raise ConfigError(f"{folder} has lost its {MANIFEST}; rebuild it from the sweep's own records with "
+                                  f"`lop sweep repair {folder}`")
             raise NoResults(f"{folder} is not a sweep (no {MANIFEST}); give the folder that `lop sweep run` "
                             "printed, e.g. lop-results/fig1")
-        return cls(**json.loads(path.read_text()))
+        try:
+            values = json.loads(path.read_text())
+            return cls(**values)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0]}" if str(error) else type(error).__name__
+            raise ConfigError(f"{path} is damaged ({reason}); rebuild it from the sweep's own records with "
+                              f"`lop sweep repair {folder}`") from None
 
 
 def is_sweep(folder: StoragePath) -> bool:

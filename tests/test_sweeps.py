@@ -61,6 +61,22 @@ def test_smoke_sweep_end_to_end(tmp_path, ray_env):
     again = lop("sweep", "run", "fig1", "--scale", "smoke", "--storage", str(tmp_path), env=ray_env)
     assert again.returncode == 2 and "already exists" in again.stderr and "lop sweep resume" in again.stderr
 
+    # a damaged manifest: one line naming the repair, which rebuilds it from Tune's snapshot and the records
+    manifest = folder / "lop-sweep.json"
+    original = json.loads(manifest.read_text())
+    manifest.write_text(manifest.read_text()[:80])
+    for command in (("sweep", "status"), ("sweep", "resume")):
+        damaged = lop(*command, str(folder), env=ray_env)
+        assert damaged.returncode == 2 and f"lop sweep repair {folder}" in damaged.stderr, damaged.stderr[-2000:]
+        assert len(damaged.stderr.strip().splitlines()) == 1
+    manifest.unlink()
+    lost = lop("sweep", "status", str(folder), env=ray_env)
+    assert lost.returncode == 2 and "has lost its lop-sweep.json" in lost.stderr
+    repaired = lop("sweep", "repair", str(folder), env=ray_env)
+    assert repaired.returncode == 0, repaired.stderr
+    rebuilt = json.loads(manifest.read_text())
+    assert {k: v for k, v in rebuilt.items() if k != "created"} == {k: v for k, v in original.items() if k != "created"}
+
 
 def wait_for_checkpointed_task(folder: Path, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
