@@ -186,6 +186,11 @@ def finished(final: pd.DataFrame, arm: Arm) -> pd.DataFrame:
     return part[part["status"] != "incomplete"]
 
 
+def too_short(part: pd.DataFrame) -> bool:
+    """No trials, or trials of one task: a degradation compares a stream's first tasks with its last."""
+    return part.empty or int(part["tasks"].min()) < 2
+
+
 def robust(part: pd.DataFrame) -> pd.DataFrame:
     """Per trial: the robust chance-corrected degradation (k = default_k(tasks)), first/last accuracies, chance."""
     return degradation(part, default_k(int(part["tasks"].min())), chance_corrected=True)
@@ -202,7 +207,7 @@ def interval_text(summary: Mapping[str, float], unit: str) -> str:
 
 def degradation_estimate(final: pd.DataFrame, records: pd.DataFrame, arms: Sequence[Arm]) -> Estimate:
     part = finished(final, arms[0])
-    if part.empty:
+    if too_short(part):
         return Estimate(lambda level: EMPTY, "")
     ours, formula = robust(part), degradation(part, 1)
     paper = stats.degradation_interval(formula["first_accuracy"], formula["last_accuracy"])
@@ -223,7 +228,7 @@ def paired_trials(final: pd.DataFrame, a: Arm, b: Arm, per_trial: Callable[[pd.D
 def difference_estimate(final: pd.DataFrame, records: pd.DataFrame, arms: Sequence[Arm]) -> Estimate:
     a, b = arms
     parts = [finished(final, a), finished(final, b)]
-    if any(part.empty for part in parts):
+    if any(too_short(part) for part in parts):
         return Estimate(lambda level: EMPTY, "")
     both = pd.concat(parts)
     ours = robust(both)

@@ -217,21 +217,31 @@ def sweep_notes(run: SweepRun) -> str:
     return SWEEPS[run.name].notes.get(run.manifest.scale, "") if run.name in SWEEPS else ""
 
 
-def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
-                 echo: Echo) -> tuple[list[Block], list[str]]:
-    """The degradation table and, for sweeps with mitigation arms, Table 1; problems for missing baselines."""
-    stem = out / "tables"
+def degradation_blocks(degradation: pd.DataFrame, out: Path, echo: Echo) -> list[Block]:
+    """The degradation table as files and as report blocks."""
     files = tables.write_table(degradation, tables.degradation_display(degradation), "Accuracy degradation",
-                               tables.DEGRADATION_NOTES, stem / "degradation")
+                               tables.DEGRADATION_NOTES, out / "tables" / "degradation")
     echo("report: wrote tables/degradation.csv, tables/degradation.md")
-    blocks: list[Block] = [
-        Heading("Tables"), Heading("Accuracy degradation", 3),
+    return [
+        Heading("Accuracy degradation", 3),
         Text("Degradation per arm from the first to the last task (the paper's formula), between the means of "
              "the first k and the last k tasks (robust to one noisy task), and the same above chance (which "
              "decides the degradation claims), beside the paper's value where the configuration is its run's "
              "(else the note says what differs)."),
         Table(tables.degradation_display(degradation), tuple(str(f.relative_to(out)) for f in files)),
         Bullets(tables.DEGRADATION_NOTES)]
+
+
+def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
+                 echo: Echo) -> tuple[list[Block], list[str]]:
+    """The degradation table and, for sweeps with mitigation arms, Table 1; problems for missing baselines."""
+    stem = out / "tables"
+    blocks: list[Block] = [Heading("Tables")]
+    if degradation.empty:
+        blocks += [Heading("Accuracy degradation", 3),
+                   Text("No degradation table: no sweep read here has trials of two tasks or more.")]
+    else:
+        blocks += degradation_blocks(degradation, out, echo)
     final = final_accuracy(records)
     treated = set(final.loc[final["mitigation"] != "none", "sweep"])
     problems = [p for sweep in sorted(treated) for p in missing_baselines(final[final["sweep"] == sweep])]
@@ -452,11 +462,24 @@ def read(paths: list[Path], echo: Echo) -> Reading:
                    notes + sharing)
 
 
+def degradation_of_long_sweeps(records: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The degradation table of the sweeps whose trials have two tasks or more, and a line for each other sweep:
+    degradation compares a stream's first tasks with its last, which one task cannot."""
+    tasks = records.groupby("sweep")["tasks"].min()
+    short = sorted(tasks[tasks < 2].index)
+    lines = [f"{sweep}: no degradation (it needs at least 2 tasks; these trials have {int(tasks[sweep])})"
+             for sweep in short]
+    long = records[~records["sweep"].isin(short)]
+    if long.empty:
+        return pd.DataFrame(columns=tables.ARM + tables.DEGRADATION_COLUMNS + tables.COUNTS + ["paper", "paper_note"]), lines
+    return tables.degradation_table(long), lines
+
+
 def build(reading: Reading, out: Path, echo: Echo) -> tuple[list[Block], list[str]]:
     """Write every figure and table under `out`; the report's blocks and any new problems."""
     runs = reading.runs
     records = pd.concat([run.records for run in runs], ignore_index=True)
-    degradation = tables.degradation_table(records)
+    degradation, short = degradation_of_long_sweeps(records)
     blocks: list[Block] = [
         Heading("Loss of plasticity in recurrent models: report", 1), Text(INTRO),
         Bullets(tuple(f"{run.name}: {run.manifest.title} ({run.where})" for run in runs))]
@@ -464,7 +487,7 @@ def build(reading: Reading, out: Path, echo: Echo) -> tuple[list[Block], list[st
     sections = [block for run in runs
                 for block in sweep_section(run, degradation[degradation["sweep"] == run.name], out, echo)]
     table_section, table_problems = table_blocks(records, degradation, out, echo)
-    missing = ([item for run in runs for item in missing_items(run)] + reading.problems + table_problems
+    missing = ([item for run in runs for item in missing_items(run)] + short + reading.problems + table_problems
                + claim_problems)
     diverged = [item for run in runs for item in diverged_items(run)]
     if missing:

@@ -323,3 +323,18 @@ def test_an_arm_run_under_another_sweep_fills_the_claims_that_name_it(sweep, tmp
     assert table.loc["lstm-loses-plasticity-mnist-reshuffle", "verdict"] == "not run"
     degradation = pd.read_csv(tmp_path / "report" / "tables" / "degradation.csv")
     assert degradation["sweep"].tolist() == ["fig4"]  # a sweep not given gets no section of its own
+
+
+def test_a_sweep_of_one_task_trials_still_gets_its_report(sweep, tmp_path, ray_env):
+    """Degradation needs two tasks: the report says so and writes every other figure and table."""
+    one = edited_copy(sweep, tmp_path / "one", row=lambda r: {**r, "tasks": 1},
+                      manifest=lambda m: {**m, "tasks": m["trials"]})
+    for result in one.glob("*/result.json"):
+        rows = [line for line in result.read_text().splitlines() if line.strip() and json.loads(line)["task"] == 0]
+        result.write_text("".join(line + "\n" for line in rows))
+    out = tmp_path / "report"
+    run = lop("report", str(one), "--out", str(out), env=ray_env)
+    report = (out / "report.md").read_text()
+    assert "degradation" in report.lower() and "needs at least 2 tasks" in report, report[:3000]
+    assert (out / "figures" / "fig1-accuracy.png").exists() and (out / "tables" / "claims.csv").exists()
+    assert run.returncode == 0, run.stderr[-2000:]
