@@ -14,6 +14,7 @@ import click
 from lopmodels.errors import ConfigError, LopError
 from trainables.files import check_output
 from trainables.datasets import DATASETS
+from sweeps.base import SCALES
 from sweeps.trial_options import config_from_options, config_options
 
 EXIT_BAD_INPUT = 2
@@ -36,6 +37,7 @@ def friendly_errors(command: Callable) -> Callable:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="recurrent-lop", message="lop (recurrent-lop) %(version)s")
 def main() -> None:
     """Loss of plasticity in recurrent models: data, trials, sweeps, results, reports."""
 
@@ -135,7 +137,8 @@ def sweep_list() -> None:
 
 @sweep.command("run")
 @click.argument("name")
-@click.option("--scale", default="paper", show_default=True, help="paper, small or smoke.")
+@click.option("--scale", default="paper", show_default=True, metavar="[" + "|".join(SCALES) + "]",
+              help="paper: the paper's tasks and epochs; small: its per-task training, fewer tasks; smoke: seconds.")
 @click.option("--seeds", type=int, default=None,
               help="Replicates per arm (default: 10 for MLP arms, 5 for the others); replicate k uses "
                    "seed = stream seed = k.")
