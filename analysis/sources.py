@@ -26,6 +26,7 @@ from sweeps.manifest import Manifest
 from sweeps.registry import SWEEPS
 from trainables.config import TrialConfig
 from trainables.data.tokenizer import tokenizer_name
+from trainables.plugins import import_plugins
 
 Echo = Callable[[str], None]
 REPLICATE = ("arm", "seed", "stream_seed")
@@ -78,6 +79,7 @@ def read_source(path: Path) -> SweepRun:
                           "`lop sweep run` printed or a file of `lop results export --compact`")
     else:
         manifest, records = Manifest.read(path), with_task_seconds(load_results(path))
+    import_plugins(manifest.plugins)  # the entries its trials name (a compact export from before has none)
     if set(records["sweep"]) != {manifest.sweep}:
         raise ConfigError(f"the records at {path} belong to sweep(s) {', '.join(sorted(set(records['sweep'])))}, "
                           f"its manifest to {manifest.sweep}; give an unedited sweep folder or export")

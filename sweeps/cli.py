@@ -5,6 +5,7 @@ Bad input is a one-line error naming the problem and the fix, exit code 2, nothi
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -38,8 +39,18 @@ def friendly_errors(command: Callable) -> Callable:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="recurrent-lop", message="lop (recurrent-lop) %(version)s")
-def main() -> None:
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="A module (dotted name or .py file) that registers your own models, datasets, streams, "
+                   "mitigations or sweeps; repeatable; also $LOP_PLUGINS. Sweeps ship it to Ray's workers.")
+def main(plugins: tuple[str, ...]) -> None:
     """Loss of plasticity in recurrent models: data, trials, sweeps, results, reports."""
+    from trainables.plugins import ENV, import_plugins, plugin_specs
+    specs = plugin_specs(plugins)
+    try:
+        import_plugins(specs)
+    except LopError as error:
+        fail(str(error))
+    os.environ[ENV] = ",".join(specs)  # what a sweep started by this command records and ships
 
 
 @main.group()
@@ -48,7 +59,7 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.argument("which", type=click.Choice([*DATASETS.names(), "all"]), default="all")
+@click.argument("which", default="all", metavar="[" + "|".join([*DATASETS.names(), "all"]) + "]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache folder (default: $LOP_DATA_DIR, else a per-user cache).")
 @click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes (default: the paper's 20).")
@@ -62,7 +73,7 @@ def data_prepare(which: str, data_dir: Path | None, languages: str | None, token
     """Fetch or locate MNIST and/or the language corpus, cache them, print sources and counts."""
     from trainables.data import prepare
     from trainables.data.source import SOURCES
-    names = DATASETS.names() if which == "all" else [which]
+    names = DATASETS.names() if which == "all" else [DATASETS[which].name]  # an unknown name lists the datasets
     codes = [c.strip() for c in languages.split(",") if c.strip()] if languages else None
     given = {"languages": codes, "corpus": corpus}
     for name in names:

@@ -13,6 +13,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import ray
 import yaml
@@ -30,6 +31,7 @@ from sweeps.status import all_finished, is_finished, snapshot_trials
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
 from trainables import data as datasets
+from trainables.plugins import import_plugins, plugin_specs, shipped
 from trainables.records import code_version
 from trainables.trial import lop_trial
 
@@ -101,18 +103,20 @@ def probe_address(address: str) -> None:
                                  f"--head --port={port}` or `ray up cluster.yaml`, or drop --address to run on a local Ray") from None
 
 
-def connect(address: str | None, local_cpus: int | None = None) -> None:
-    """Join the Ray cluster at `address` (or $RAY_ADDRESS), else start a local one."""
+def connect(address: str | None, local_cpus: int | None = None, ship: list[ModuleType] | None = None) -> None:
+    """Join the Ray cluster at `address` (or $RAY_ADDRESS), else start a local one; `ship`: plugin modules every
+    worker of this job gets on its path (Ray's `py_modules`)."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_address(address)
     set_tune_defaults()
+    runtime_env = {"py_modules": ship} if ship else None
     try:
         if address:
             probe_address(address)
             os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(GCS_CONNECT_TRIES))
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
-            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as error:
         if isinstance(error, ConfigError):
             raise
@@ -289,11 +293,13 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
     """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
     trials = sweep.trials(scale, seeds, seed_start, arms)
     folder = location(storage) / check_name(name or sweep.name)
+    specs = plugin_specs()
+    plugins = import_plugins(specs)
     if not dry_run:
         refuse_existing(folder)
         created = claim_folder(folder, storage)
         try:
-            connect(address)
+            connect(address, ship=shipped(plugins))
             check_gpus(resources)
             check_reachable(folder)
         except LopError:
@@ -319,13 +325,14 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             tasks=sum(t.config.resolved().tasks for t in trials),
             cpus_per_trial=resources.cpus_per_trial, gpus_per_trial=resources.gpus_per_trial,
             max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
-            code_version=code_version(), data_hash=prepare_data(trials),
+            code_version=code_version(), data_hash=prepare_data(trials), plugins=specs,
         )
         manifest.write(folder)
         runs = [{"arm": t.arm, "replicate": t.replicate, "trial": t.config.to_dict()} for t in trials]
         tuner = tune.Tuner(
             trainable(resources),
-            param_space={"sweep": sweep.name, "run": tune.grid_search(runs)},
+            param_space={"sweep": sweep.name, "plugins": [module.__name__ for module in plugins],
+                         "run": tune.grid_search(runs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=REUSE_ACTORS,
                                         trial_dirname_creator=trial_name, trial_name_creator=trial_name),
             run_config=tune.RunConfig(
@@ -356,6 +363,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
     folder = location(folder)
     manifest = Manifest.read(folder)
+    plugins = import_plugins(manifest.plugins)  # before the configs are checked: they may name its entries
     if not tune.Tuner.can_restore(str(folder)):
         raise ConfigError(f"{folder} has a manifest but Tune never started there; start it anew with "
                           f"`lop sweep run {manifest.sweep} --name {folder.name}` after removing the folder")
@@ -365,7 +373,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
              f"nothing to resume (inspect: lop sweep status {folder})")
         return 0
     with DriverLock(folder):
-        connect(address)
+        connect(address, ship=shipped(plugins))
         resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,
                               max_concurrent or manifest.max_concurrent, manifest.max_failures)
         check_gpus(resources)

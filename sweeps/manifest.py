@@ -40,6 +40,7 @@ class Manifest:
     data_hash: dict[str, str]
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     arm_seeds: dict[str, int] = field(default_factory=dict)  # replicates per arm (empty in older manifests)
+    plugins: list[str] = field(default_factory=list)  # `lop --plugin` modules the trials need (trainables/plugins.py)
 
     def replicates(self, arm: str) -> range:
         """The seeds (= stream seeds) that `arm` was asked to run."""

@@ -239,6 +239,22 @@ def test_cluster_refuses_storage_that_a_node_cannot_reach(cluster):
     assert not any(cluster.hidden.iterdir()), "a refused sweep leaves nothing behind"
 
 
+def test_a_plugin_known_only_to_the_driver_runs_on_every_node(cluster, tmp_path):
+    """The plugin file is on no node's path: the trials find its model, dataset, stream, mitigation and sweep
+    only because the driver ships it to the workers (Ray's runtime_env)."""
+    from tests.test_extending import PLUGIN
+    plugin = tmp_path / "lop_cluster_plugin.py"
+    plugin.write_text(PLUGIN)
+    folder = cluster.storage / "plugin-sweep"
+    run = cluster.lop("--plugin", str(plugin), "sweep", "run", "blobs", "--scale", "smoke", "--seeds", "1",
+                      "--storage", str(cluster.storage), "--name", folder.name, "--address", cluster.address)
+    assert run.returncode == 0, run.stderr[-3000:]
+    frame = export(cluster, folder)
+    assert set(frame["arm"]) == {"baseline", "clip"} and set(frame["model"]) == {"tiny-mlp"}
+    assert frame["node_ip"].nunique() == 2  # one trial on each node
+    assert json.loads((folder / "lop-sweep.json").read_text())["plugins"] == [str(plugin)]
+
+
 def wait_for_first_checkpoints(folder: Path, trials: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -303,3 +319,4 @@ def test_multinode_sweep_survives_a_lost_worker_node(cluster):
     assert len(reference) == 2 * 8 * 4
     pd.testing.assert_frame_equal(survived, reference)
     print(f"{len(survived)} records equal to the undisturbed run's (all columns but {', '.join(MACHINE_COLUMNS)})")
+

@@ -139,3 +139,29 @@ def test_entries_registered_from_outside_are_listed_planned_and_trained(tmp_path
                   str(tmp_path / "runs"), "--arms", "tiny-mlp-lang-reshuffle-clip-1")
     assert refused.returncode == 2 and "unknown arm of sweep 'mitigations'" in refused.stderr  # it reads images only
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_plugin_that_fails_to_import_is_one_line_before_any_work(tmp_path: Path) -> None:
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("raise ValueError('broken on purpose')\n")
+    cli = [sys.executable, "-m", "sweeps.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for spec, message in ((str(broken), f"plugin '{broken}' failed to import: ValueError: broken on purpose"),
+                          (str(tmp_path / "missing.py"), "no such file"),
+                          ("no_such_module_xyz", "ModuleNotFoundError: No module named 'no_such_module_xyz'")):
+        run = subprocess.run([*cli, "--plugin", spec, "sweep", "list"], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    via_env = subprocess.run([*cli, "sweep", "list"], capture_output=True, text=True, timeout=120,
+                             env={**env, "LOP_PLUGINS": str(broken)})
+    assert via_env.returncode == 2 and "broken on purpose" in via_env.stderr
+
+
+def test_a_plugin_given_as_a_file_registers_its_sweep(tmp_path: Path) -> None:
+    plugin = tmp_path / "file_plugin.py"
+    plugin.write_text(PLUGIN)
+    run = subprocess.run([sys.executable, "-m", "sweeps.cli", "--plugin", str(plugin), "sweep", "run", "blobs",
+                          "--scale", "smoke", "--dry-run"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert "sweep blobs (Clipping on blobs), scale smoke" in run.stderr and "(a guess for tiny-mlp" in run.stderr

@@ -18,6 +18,7 @@ from ray import tune
 from trainables import data as datasets
 from trainables.config import TrialConfig
 from trainables.loop import resolve_device, run_stream
+from trainables.plugins import import_plugins
 from trainables.records import provenance, record_row
 from trainables.stream_data import resolve
 
@@ -31,6 +32,7 @@ def trial_threads() -> int:
 
 def lop_trial(config: dict[str, Any]) -> None:
     """Run one trial of a sweep: `config` holds `sweep` and `run` (`arm`, `replicate`, `trial`: a `TrialConfig.to_dict()`)."""
+    import_plugins(config.get("plugins", []))  # shipped by the driver (runtime_env): registers their entries here
     run = config["run"]
     cfg = TrialConfig.from_dict(run["trial"]).resolved()
     torch.set_num_threads(trial_threads())
