@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -247,11 +248,27 @@ def prepare_data(trials: list[Trial]) -> dict[str, str]:
     return hashes
 
 
-def summarize(folder: StoragePath, grid: tune.ResultGrid) -> int:
-    """The end-of-run lines; non-zero when a trial errored or was left unfinished (Ctrl-C)."""
+def fit(tuner: tune.Tuner, folder: StoragePath, trials: int) -> int:
+    """Run the sweep to its end or to a stop: SIGTERM (what schedulers and `ray job stop` send) stops it as
+    Ctrl-C does, through Tune's own graceful stop (it saves the experiment state once more); a second Ctrl-C
+    stops at once. Either way the lines say what is left and how to resume; the exit code is then non-zero."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGUSR1))
+    try:
+        return summarize(folder, tuner.fit(), trials)
+    except KeyboardInterrupt:
+        echo(f"sweep stopped at once (a second interrupt); finish it with `lop sweep resume {folder}`")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        ray.shutdown()  # this driver's Ray processes end with it
+
+
+def summarize(folder: StoragePath, grid: tune.ResultGrid, trials: int) -> int:
+    """The end-of-run lines; non-zero when a trial errored or was left unfinished (Ctrl-C, SIGTERM). Of the
+    sweep's `trials`, those Tune had not created yet count as unfinished."""
     errored = grid.num_errors
     done = sum(1 for result in grid if result.error is None and is_finished(result.metrics))
-    unfinished = len(grid) - errored - done
+    unfinished = trials - errored - done
     echo(f"sweep {'finished' if not unfinished else 'stopped'}: {done} trials done, {errored} errored"
          + (f", {unfinished} unfinished" if unfinished else "") + f"; results in {folder}")
     echo(f"  inspect: lop sweep status {folder}")
@@ -342,7 +359,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
                 callbacks=tune_callbacks(manifest.tasks),
             ),
         )
-        return summarize(folder, tuner.fit())
+        return fit(tuner, folder, manifest.trials)
 
 
 def trainable(resources: Resources):
@@ -382,4 +399,4 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         if max_concurrent is not None:
             set_max_concurrent(tuner, max_concurrent)
         echo(f"resuming sweep {manifest.sweep} at {folder}: {manifest.trials} trials")
-        return summarize(folder, tuner.fit())
+        return fit(tuner, folder, manifest.trials)

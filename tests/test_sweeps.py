@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -234,3 +235,43 @@ def test_an_impossible_cpu_request_fails_before_any_trial_and_leaves_no_folder(t
               env=ray_env, timeout=120)
     assert run.returncode == 2 and "--cpus-per-trial 1000 is more than any node" in run.stderr, run.stderr[-2000:]
     assert not (tmp_path / "fig1").exists()
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live processes of session `sid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_stops_a_sweep_cleanly_with_the_resume_command(tmp_path, ray_env):
+    """What a cluster scheduler or `ray job stop` sends: Tune's graceful stop, the summary, no process left."""
+    script = tmp_path / "driver.py"
+    script.write_text(RESUME_DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "termed")], env=ray_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    folder = tmp_path / "termed" / "resumable"
+    try:
+        wait_for_checkpointed_task(folder)
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 1, stderr[-3000:]
+    assert "sweep stopped:" in stderr and f"lop sweep resume {folder}" in stderr and "Fatal Python" not in stderr
+    deadline = time.monotonic() + 30  # Ray's daemons exit a moment after the driver
+    while session_processes(driver.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = session_processes(driver.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the stopped sweep still alive: {left}"
+    status = lop("sweep", "status", str(folder), env=ray_env)
+    assert "lop sweep resume" in status.stdout, status.stdout
