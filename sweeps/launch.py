@@ -6,8 +6,10 @@ The Tune settings below keep the driver's cost per trial small at 1,000 trials (
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -27,7 +29,7 @@ from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replic
                          unmeasured_models)
 from sweeps.manifest import DriverLock, Manifest, is_sweep
 from sweeps.progress import Progress
-from sweeps.ray_adapter import autoscaler_config, check_address, set_max_concurrent, set_tune_defaults
+from sweeps.ray_adapter import autoscaler_config, check_address, session_dir, set_max_concurrent, set_tune_defaults
 from sweeps.status import all_finished, is_finished, snapshot_trials
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
@@ -101,7 +103,11 @@ def probe_address(address: str) -> None:
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         raise ClusterUnreachable(f"no Ray cluster answers at {address} ({reason}); start one with `ray start "
-                                 f"--head --port={port}` or `ray up cluster.yaml`, or drop --address to run on a local Ray") from None
+                                 f"--head --port={port}` or `ray up cluster.yaml`, or drop --address to run on a "
+                                 "local Ray") from None
+
+
+LOCAL_SESSIONS: list[Path | None] = []  # the local Ray sessions this driver started (`shutdown` removes them)
 
 
 def connect(address: str | None, local_cpus: int | None = None, ship: list[ModuleType] | None = None) -> None:
@@ -118,6 +124,8 @@ def connect(address: str | None, local_cpus: int | None = None, ship: list[Modul
             ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
             ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+            LOCAL_SESSIONS.append(session_dir())  # this driver's own Ray: its folder goes when the sweep ends
+            atexit.register(shutdown)  # also when a check refuses the sweep after Ray started
     except (ConnectionError, RuntimeError, ValueError) as error:
         if isinstance(error, ConfigError):
             raise
@@ -260,7 +268,19 @@ def fit(tuner: tune.Tuner, folder: StoragePath, trials: int) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-        ray.shutdown()  # this driver's Ray processes end with it
+        shutdown()
+
+
+def shutdown() -> None:
+    """End this driver's Ray; remove the session folders of the local Ray it started (never a cluster's)."""
+    ray.shutdown()
+    while LOCAL_SESSIONS:
+        folder = LOCAL_SESSIONS.pop()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            latest = folder.parent / "session_latest"
+            if latest.is_symlink() and not latest.exists():
+                latest.unlink(missing_ok=True)
 
 
 def summarize(folder: StoragePath, grid: tune.ResultGrid, trials: int) -> int:

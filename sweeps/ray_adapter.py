@@ -9,6 +9,7 @@ refuses such addresses with the way round (`check_address`).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -43,6 +44,13 @@ def check_address(address: str | None) -> None:
 def set_max_concurrent(tuner: tune.Tuner, max_concurrent: int) -> None:
     """Change a restored Tuner's concurrency limit (private: `Tuner._local_tuner._tune_config`)."""
     tuner._local_tuner._tune_config.max_concurrent_trials = max_concurrent
+
+
+def session_dir() -> Path | None:
+    """The folder of this process's Ray session (logs, sockets; about 2 MB a run under /tmp/ray), while connected
+    (private: `ray._private.worker._global_node`)."""
+    node = ray._private.worker._global_node
+    return Path(node.get_session_dir_path()) if node is not None else None
 
 
 def autoscaler_config() -> Any | None:

@@ -275,3 +275,15 @@ def test_sigterm_stops_a_sweep_cleanly_with_the_resume_command(tmp_path, ray_env
     assert not left, f"processes of the stopped sweep still alive: {left}"
     status = lop("sweep", "status", str(folder), env=ray_env)
     assert "lop sweep resume" in status.stdout, status.stdout
+
+
+def test_a_sweep_removes_the_local_ray_session_it_started(tmp_path, ray_env):
+    ray_tmp = Path(ray_env["RAY_TMPDIR"])
+    before = set(ray_tmp.glob("**/session_2*"))
+    run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "1", "--arms", "mlp", "--storage",
+              str(tmp_path), env=ray_env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    refused = lop("sweep", "run", "fig1", "--scale", "smoke", "--cpus-per-trial", "1000", "--storage",
+                  str(tmp_path / "b"), env=ray_env)  # refused after its Ray started
+    assert refused.returncode == 2
+    assert set(ray_tmp.glob("**/session_2*")) == before
