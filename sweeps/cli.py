@@ -82,17 +82,6 @@ def data_prepare(which: str, data_dir: Path | None, languages: str | None, token
         prepare(name, data_dir=data_dir, tokenizer=tokenizer, vocab_size=vocab_size, echo=click.echo, **options)
 
 
-def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
-    """`--set field=value` pairs, for the chosen mitigation's fields."""
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set takes field=value, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 @main.command("trial")
 @config_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
@@ -105,7 +94,7 @@ def trial(threads: int | None, data_dir: Path | None, out: Path, force: bool, **
     """Run one trial in this process (no Ray) and write its per-epoch records to --out."""
     from trainables.loop import resolve_device
     from trainables.run_trial import run_trial
-    cfg = config_from_options(fields, parse_sets)
+    cfg = config_from_options(fields)
     if cfg.match_steps and cfg.epochs_per_task is not None:
         raise ConfigError("--match-steps sets the epochs per task from the data; drop --epochs or --match-steps")
     if out.suffix != ".parquet":
@@ -165,14 +154,22 @@ def sweep_list() -> None:
 @click.option("--max-concurrent", type=int, default=None)
 @click.option("--max-failures", type=int, default=2, show_default=True,
               help="Retries of a failed trial (a lost node, a crash), each from its last checkpoint.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="Override a config field in every arm (as lop trial's options), or a mitigation's field as "
+                   "mitigation.<field> in every arm whose mitigation has it; repeatable; recorded in the manifest.")
+@click.option("--tasks", type=int, default=None, help="Shorthand for --set tasks=N.")
+@click.option("--epochs", type=int, default=None, help="Shorthand for --set epochs_per_task=N.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the trials; run nothing, write nothing.")
 @friendly_errors
 def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: str | None, storage: str,
               experiment: str | None, address: str | None, cpus_per_trial: float, gpus_per_trial: float,
-              max_concurrent: int | None, max_failures: int, dry_run: bool) -> None:
+              max_concurrent: int | None, max_failures: int, sets: tuple[str, ...], tasks: int | None,
+              epochs: int | None, dry_run: bool) -> None:
     """Run every trial of sweep NAME as one Tune experiment at STORAGE/NAME."""
     from sweeps.launch import Resources, run_sweep
     from sweeps.registry import SWEEPS
+    sets = (*sets, *([f"tasks={tasks}"] if tasks is not None else []),
+            *([f"epochs_per_task={epochs}"] if epochs is not None else []))
     resources = Resources(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)
     arm_list = None if arms is None else [a.strip() for a in arms.split(",") if a.strip()]
     if arm_list == []:
@@ -180,7 +177,7 @@ def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: s
                           "--arms out for all")
     sys.exit(run_sweep(SWEEPS[name], scale=scale, seeds=seeds, seed_start=seed_start, arms=arm_list,
                        storage=storage, name=experiment, address=address, resources=resources,
-                       dry_run=dry_run))
+                       dry_run=dry_run, overrides=sets))
 
 
 @sweep.command("resume")

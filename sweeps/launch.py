@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import uuid
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +35,7 @@ from sweeps.status import all_finished, is_finished, snapshot_trials
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
 from trainables import data as datasets
+from trainables.overrides import apply_overrides
 from trainables.plugins import import_plugins, plugin_specs, shipped
 from trainables.records import code_version
 from trainables.trial import lop_trial
@@ -326,9 +328,14 @@ def tune_callbacks(total_tasks: int) -> list[tune.Callback]:
 
 def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, arms: list[str] | None,
               storage: str | Path, name: str | None, address: str | None, resources: Resources,
-              dry_run: bool) -> int:
-    """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code."""
+              dry_run: bool, overrides: tuple[str, ...] = ()) -> int:
+    """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code.
+
+    `overrides`: `--set field=value` pairs applied to every arm (trainables/overrides.py)."""
     trials = sweep.trials(scale, seeds, seed_start, arms)
+    if overrides:
+        configs = apply_overrides([t.config for t in trials], overrides, f"sweep {sweep.name!r}")
+        trials = [dataclasses.replace(t, config=cfg) for t, cfg in zip(trials, configs)]
     folder = location(storage) / check_name(name or sweep.name)
     specs = plugin_specs()
     plugins = import_plugins(specs)
@@ -346,7 +353,9 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             raise
     echo(f"sweep {sweep.name} ({sweep.title}), scale {scale}: {describe(trials)}")
     echo(f"  {sweep.notes.get(scale, '')}")
-    shared = shared_arms(sweep, scale, sorted({t.arm for t in trials}))
+    if overrides:
+        echo(f"  every arm with --set {' '.join(overrides)}")
+    shared = {} if overrides else shared_arms(sweep, scale, sorted({t.arm for t in trials}))
     if shared:
         echo("  arms with the configuration of another sweep's arm (`lop report` uses one run for both; leave out "
              "with --arms what you have run): " + "; ".join(f"{arm} = {', '.join(labels)}"
@@ -362,7 +371,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             tasks=sum(t.config.resolved().tasks for t in trials),
             cpus_per_trial=resources.cpus_per_trial, gpus_per_trial=resources.gpus_per_trial,
             max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
-            code_version=code_version(), data_hash=prepare_data(trials), plugins=specs,
+            code_version=code_version(), data_hash=prepare_data(trials), plugins=specs, overrides=list(overrides),
         )
         manifest.write(folder)
         runs = [{"arm": t.arm, "replicate": t.replicate, "trial": t.config.to_dict()} for t in trials]

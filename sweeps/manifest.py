@@ -41,6 +41,7 @@ class Manifest:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     arm_seeds: dict[str, int] = field(default_factory=dict)  # replicates per arm (empty in older manifests)
     plugins: list[str] = field(default_factory=list)  # `lop --plugin` modules the trials need (trainables/plugins.py)
+    overrides: list[str] = field(default_factory=list)  # `--set field=value` applied to every arm
 
     def replicates(self, arm: str) -> range:
         """The seeds (= stream seeds) that `arm` was asked to run."""

@@ -30,8 +30,8 @@ def rebuild_manifest(folder: StoragePath, *, cpus_per_trial: float, gpus_per_tri
               if all(run["arm"] in sweep.arms_at(scale)
                      and sweep.config(run["arm"], scale, run["replicate"]).to_dict() == run["trial"] for run in runs)]
     if not scales:
-        raise ConfigError(f"the trials in {folder} match sweep {sweep.name!r} at no scale with this code; rebuild "
-                          f"{MANIFEST} with the code that started the sweep")
+        raise ConfigError(f"the trials in {folder} match sweep {sweep.name!r} at no scale with this code (a sweep run "
+                          f"with --set cannot be matched); rebuild {MANIFEST} with the code that started it")
     arm_seeds = Counter(run["arm"] for run in runs)
     rows = last_rows(folder)
     code_versions = sorted({row["code_version"] for row in rows.values() if row.get("code_version")})

@@ -1,5 +1,6 @@
 """`lop trial`'s options, made from `TrialConfig`'s fields and their help (`trainables.config.about`), so a new
-field is an option without touching the CLI."""
+field is an option without touching the CLI; and `--set field=value`, which means the same in `lop trial` and
+`lop sweep run`: a config field by name, a mitigation's field as `mitigation.<field>`."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,7 @@ from typing import Any, Callable
 import click
 
 from trainables.config import TrialConfig
-
-KINDS: dict[str, Any] = {"int": int, "int | None": int, "float | None": float, "float": float, "str": str}
+from trainables.overrides import KINDS, parse_sets, typed
 
 
 def option_name(f: dataclasses.Field) -> str:
@@ -22,7 +22,8 @@ def config_options(command: Callable) -> Callable:
         name = option_name(f)
         if f.name == "mitigation_args":
             command = click.option(name, f.name, multiple=True, metavar="FIELD=VALUE",
-                                   help="A field of the chosen mitigation.")(command)
+                                   help="A config field (as the options here) or a mitigation's field as "
+                                        "mitigation.<field>; repeatable, applied last.")(command)
         elif f.type == "bool":
             command = click.option(name, f.name, is_flag=True, help=f.metadata["help"])(command)
         elif f.type == "tuple[str, ...] | None":  # comma-separated on the command line
@@ -33,14 +34,13 @@ def config_options(command: Callable) -> Callable:
     return command
 
 
-def config_from_options(values: dict[str, Any], sets: Callable[[tuple[str, ...]], dict[str, str]]) -> TrialConfig:
-    """The TrialConfig of `config_options`' values (`sets` parses the `--set` pairs)."""
+def config_from_options(values: dict[str, Any]) -> TrialConfig:
+    """The TrialConfig of `config_options`' values, `--set` pairs applied last."""
     fields = {}
     for f in dataclasses.fields(TrialConfig):
         value = values.pop(f.name)
-        if f.name == "mitigation_args":
-            value = sets(value)
-        elif f.type == "tuple[str, ...] | None" and value is not None:
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if f.type == "tuple[str, ...] | None" and value is not None:
+            value = typed(f, value)
         fields[f.name] = value
-    return TrialConfig(**fields)
+    config, mitigation = parse_sets(fields.pop("mitigation_args"))
+    return TrialConfig(**{**fields, **config, "mitigation_args": mitigation})

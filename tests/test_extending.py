@@ -124,10 +124,10 @@ def test_entries_registered_from_outside_are_listed_planned_and_trained(tmp_path
 
     out = tmp_path / "trial.parquet"
     trained = lop(tmp_path, "trial", "--model", "tiny-mlp", "--stream", "blobs-reshuffle", "--mitigation",
-                  "weight-clip", "--set", "bound=0.25", "--device", "cpu", "--out", str(out))
+                  "weight-clip", "--set", "mitigation.bound=0.25", "--set", "hidden=12", "--device", "cpu", "--out", str(out))
     assert trained.returncode == 0, trained.stderr
     records = pd.read_parquet(out)
-    assert len(records) == 4 * 10 and set(records["mitigation.bound"]) == {0.25} and set(records["hidden"]) == {8}
+    assert len(records) == 4 * 10 and set(records["mitigation.bound"]) == {0.25} and set(records["hidden"]) == {12}
     assert records.groupby("task")["test_accuracy"].last().mean() > 0.5  # it learns: chance is 0.25
 
     # the mitigations sweep takes the new mitigation's arm on every model x stream that can read it, the new ones too

@@ -98,3 +98,18 @@ def test_a_typo_in_a_sweeps_fields_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match=r"sweep 'typo', arm 'a': unknown config field\(s\) hiden; "):
         register_sweep(Sweep(name="typo", title="t", base={"hiden": 3}, arms={"a": {}}))
     assert "typo" not in SWEEPS
+
+
+def test_set_overrides_every_arm_and_a_mitigation_field_only_where_it_exists():
+    from trainables.overrides import apply_overrides
+    trials = SWEEPS["fig4"].trials("smoke", seeds=1)
+    configs = apply_overrides([t.config for t in trials], ("hidden=40", "mitigation.weight_decay=1e-3"), "fig4")
+    assert {cfg.hidden for cfg in configs} == {40}
+    for trial, cfg in zip(trials, configs):
+        expected = "1e-3" if trial.config.mitigation in ("l2", "noise") else trial.config.mitigation_args.get(
+            "weight_decay")
+        assert cfg.mitigation_args.get("weight_decay") == expected, trial.arm
+        assert cfg.seed == trial.config.seed and cfg.stream == trial.config.stream
+    with pytest.raises(ConfigError, match="no arm of fig1 has a mitigation with field 'weight_decay'"):
+        apply_overrides([t.config for t in SWEEPS["fig1"].trials("smoke", seeds=1)], ("mitigation.weight_decay=1",),
+                        "fig1")
