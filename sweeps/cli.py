@@ -197,7 +197,7 @@ def sweep_resume(path: str, address: str | None, max_concurrent: int | None) -> 
 @click.argument("path")
 @friendly_errors
 def sweep_status(path: str) -> None:
-    """Counts by state, each trial's last task and accuracy, and errors with their first line."""
+    """Counts by state, each trial's last task and accuracy, and errors with their last line (the exception)."""
     from sweeps.status import sweep_status as status
     click.echo(status(path))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -55,5 +56,14 @@ class Progress(tune.Callback):
         self._line(trials, force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        print(f"trial {trial.trial_id} errored; the others go on", file=sys.stderr, flush=True)
+        print(f"trial {trial} errored: {last_error_line(trial)}; the others go on", file=sys.stderr, flush=True)
         self._line(trials, force=True)
+
+
+def last_error_line(trial: Any) -> str:
+    """The last line of the trial's error file (the exception itself, not Ray's traceback), else a pointer."""
+    try:
+        lines = [line.strip() for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
+    except (OSError, TypeError):
+        lines = []
+    return lines[-1][:300] if lines else "see `lop sweep status`"

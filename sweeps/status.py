@@ -77,7 +77,7 @@ def driver_running(folder: StoragePath) -> bool | None:
 
 
 def sweep_status(path: str | Path) -> str:
-    """A text report: counts by state, per-trial last task and accuracy, errors with their first line."""
+    """A text report: counts by state, per-trial last task and accuracy, errors with their last line."""
     folder = location(path)
     manifest = Manifest.read(folder)
     states = tune_states(folder)
@@ -101,8 +101,9 @@ def sweep_status(path: str | Path) -> str:
             detail = "no results yet"
         error_file = trial_dir / "error.txt" if trial_dir else None
         if error_file is not None and error_file.exists() and state == "ERROR":
-            first = next((l for l in error_file.read_text().splitlines() if l.strip()), "")
-            detail += f"  error: {first.strip()[:160]}"
+            # the exception itself is the last line; the first is Tune's "Failure # 1 (occurred at ...)"
+            last = next((l for l in reversed(error_file.read_text().splitlines()) if l.strip()), "")
+            detail += f"  error: {last.strip()[:160]}"
         lines.append(f"  {name:<36} {state:<11} {detail}")
     pending = manifest.trials - sum(counts.values())
     if pending > 0:

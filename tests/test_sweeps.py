@@ -287,3 +287,55 @@ def test_a_sweep_removes_the_local_ray_session_it_started(tmp_path, ray_env):
                   str(tmp_path / "b"), env=ray_env)  # refused after its Ray started
     assert refused.returncode == 2
     assert set(ray_tmp.glob("**/session_2*")) == before
+
+
+FLAKY_PLUGIN = '''
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lopmodels.mitigations import MITIGATIONS, Mitigation
+from sweeps.base import Sweep, register_sweep
+
+
+@MITIGATIONS.register("fails-once")
+@dataclass
+class FailsOnce(Mitigation):
+    """No mitigation, but the first attempt raises at the start of task 2."""
+
+    def on_task_start(self, ctx):
+        marker = Path(os.environ["LOP_TEST_MARKER"])
+        if ctx.task == 1 and not marker.exists():
+            marker.write_text("failed once")
+            raise RuntimeError("injected failure at task 2")
+
+
+register_sweep(Sweep(name="flaky", title="a trial that fails once",
+                     base={"model": "mlp", "stream": "mnist-reshuffle", "tasks": 3, "epochs_per_task": 2,
+                           "train_limit": 500, "test_limit": 200},
+                     arms={"steady": {}, "flaky": {"mitigation": "fails-once"}}))
+'''
+
+
+def test_a_trial_that_fails_once_is_reported_readably_and_finished_by_resume(tmp_path, ray_env):
+    plugin = tmp_path / "flaky_plugin.py"
+    plugin.write_text(FLAKY_PLUGIN)
+    env = {**ray_env, "LOP_TEST_MARKER": str(tmp_path / "marker")}
+    run = lop("--plugin", str(plugin), "sweep", "run", "flaky", "--seeds", "1", "--max-failures", "0",
+              "--storage", str(tmp_path), env=env)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert re.search(r"trial flaky-r0-\w+ errored: RuntimeError: injected failure at task 2; the others go on",
+                     run.stderr), run.stderr[-3000:]
+    folder = tmp_path / "flaky"
+    status = lop("sweep", "status", str(folder), env=env)
+    assert "error: RuntimeError: injected failure at task 2" in status.stdout, status.stdout
+    resumed = lop("sweep", "resume", str(folder), env=env)  # the plugin comes from the manifest
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = tmp_path / "flaky.parquet"
+    assert lop("results", "export", str(folder), "--out", str(out), env=env).returncode == 0
+    frame = pd.read_parquet(out)
+    kept = ["task", "epoch", "train_loss", "train_accuracy", "test_accuracy", "effective_rank", "grad_norm"]
+    flaky = frame[frame["arm"] == "flaky"][kept].reset_index(drop=True)
+    steady = frame[frame["arm"] == "steady"][kept].reset_index(drop=True)
+    assert len(flaky) == 3 * 2  # each epoch once: the failed attempt's task 2 is not kept
+    pd.testing.assert_frame_equal(flaky, steady)  # resumed from its task-1 checkpoint: the same numbers
