@@ -9,6 +9,8 @@ the URI as its `storage_path`.
 from __future__ import annotations
 
 import fnmatch
+import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Iterator, Union
@@ -21,6 +23,7 @@ from trainables.files import replacing
 
 BUCKET_EXAMPLE = "s3://bucket/lop-results"
 URI_EXAMPLES = f"{BUCKET_EXAMPLE}, gs://bucket/lop-results or file:///mnt/shared/lop-results"
+CONTACT_SECONDS = 20.0  # a first answer from a bucket, before any work
 
 
 class UriPath:
@@ -35,7 +38,8 @@ class UriPath:
         self._kind = kind  # known from a listing: saves a round trip per file on a bucket
 
     @classmethod
-    def parse(cls, text: str) -> "UriPath":
+    def parse(cls, text: str, contact: bool = True) -> "UriPath":
+        """The URI `text`; with `contact`, asked about its path once, within a bound (`first_contact`)."""
         uri, _, query = text.partition("?")
         try:
             fs, path = pafs.FileSystem.from_uri(text)
@@ -44,6 +48,8 @@ class UriPath:
             kind = ConfigError if isinstance(error, (pa.ArrowInvalid, ValueError)) else StorageUnreachable
             raise kind(f"cannot use storage {text!r}: {str(error).splitlines()[0]}; give a folder or a URI "
                        f"such as {URI_EXAMPLES}") from None
+        if contact:
+            first_contact(text, fs, path)
         return cls(uri, fs, path, f"?{query}" if query else "")
 
     def __str__(self) -> str:
@@ -139,16 +145,43 @@ class UriPath:
 StoragePath = Union[Path, UriPath]
 
 
+def first_contact(text: str, fs: pafs.FileSystem, path: str) -> None:
+    """Ask the storage about `path` once, within CONTACT_SECONDS ($LOP_STORAGE_TIMEOUT_S): a bucket with no
+    network behind it would otherwise hang (gs:// retries for a quarter of an hour, deaf to Ctrl-C)."""
+    seconds = float(os.environ.get("LOP_STORAGE_TIMEOUT_S", CONTACT_SECONDS))
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            fs.get_file_info(path)
+            outcome.append(None)
+        except BaseException as error:  # reported in the caller's thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=ask, daemon=True, name="lop-storage-contact")
+    thread.start()
+    thread.join(seconds)
+    scheme = text.split("://", 1)[0]
+    if not outcome:
+        raise StorageUnreachable(f"storage {text!r} did not answer within {seconds:g} s; check the network, the "
+                                 f"{scheme} credentials and the bucket name (or set LOP_STORAGE_TIMEOUT_S)")
+    if outcome[0] is not None:
+        first = (str(outcome[0]).strip().splitlines() or [type(outcome[0]).__name__])[0]
+        raise StorageUnreachable(f"cannot reach storage {text!r}: {first}; check the {scheme} credentials and "
+                                 "the bucket name")
+
+
 def is_uri(text: str) -> bool:
     return "://" in text
 
 
-def location(where: str | Path | UriPath) -> StoragePath:
-    """A local or network folder as an absolute `Path`; anything with a scheme (`s3://`) as a `UriPath`."""
+def location(where: str | Path | UriPath, contact: bool = True) -> StoragePath:
+    """A local or network folder as an absolute `Path`; anything with a scheme (`s3://`) as a `UriPath` (by
+    default asked once, within a bound, whether it answers)."""
     if isinstance(where, UriPath):
         return where
     text = str(where)
-    return UriPath.parse(text) if is_uri(text) else Path(text).expanduser().resolve()
+    return UriPath.parse(text, contact) if is_uri(text) else Path(text).expanduser().resolve()
 
 
 def write_text_atomic(target: StoragePath, text: str) -> None:

@@ -32,7 +32,7 @@ def test_uri_path_reads_writes_and_lists_like_pathlib(tmp_path):
 
 def test_storage_forms():
     assert location("relative/dir").is_absolute()
-    s3 = location("s3://bucket/lop-results?region=eu-west-1")
+    s3 = location("s3://bucket/lop-results?region=eu-west-1", contact=False)  # forms only: no network here
     assert isinstance(s3.fs, pafs.S3FileSystem) and s3.path == "bucket/lop-results" and s3.local is None
     assert str(s3 / "fig1") == "s3://bucket/lop-results/fig1?region=eu-west-1"
     with pytest.raises(ConfigError, match="cannot use storage 'nope://x'.*s3://bucket"):
@@ -90,3 +90,15 @@ def test_sweep_through_a_file_uri(tmp_path, ray_env):
     with DriverLock(remote):  # no lock in a bucket, and no error either
         Manifest.read(remote).write(remote / "copy")
     assert Manifest.read(remote / "copy") == Manifest.read(remote)
+
+
+def test_a_bucket_that_does_not_answer_fails_within_the_contact_bound(tmp_path):
+    """gs:// with no network retries for a quarter of an hour: the first contact is bounded (here 2 s)."""
+    import os
+    env = {**os.environ, "LOP_STORAGE_TIMEOUT_S": "2"}
+    for args in (("sweep", "status", "gs://lop-no-such-bucket/fig1"),
+                 ("sweep", "run", "fig1", "--scale", "smoke", "--storage", "gs://lop-no-such-bucket/runs")):
+        run = lop(*args, env=env, timeout=60)
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert "did not answer within 2 s; check the network, the gs credentials" in run.stderr, run.stderr[-2000:]
+        assert len(run.stderr.strip().splitlines()) == 1
