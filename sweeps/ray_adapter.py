@@ -56,4 +56,7 @@ def session_dir() -> Path | None:
 def autoscaler_config() -> Any | None:
     """The cluster's autoscaler config (node groups with their resources) where the v2 autoscaler or KubeRay set
     one, else None (private: `ray._private.state.state.get_cluster_config`)."""
-    return ray._private.state.state.get_cluster_config()
+    try:
+        return ray._private.state.state.get_cluster_config()
+    except ray.exceptions.RaySystemError:  # not connected to a cluster: no autoscaler to ask
+        return None
