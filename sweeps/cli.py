@@ -116,11 +116,18 @@ def sweep() -> None:
 
 
 @sweep.command("list")
-def sweep_list() -> None:
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="List only the sweep of this file (.yaml or .py; docs/sweep-files.md).")
+@friendly_errors
+def sweep_list(path: Path | None) -> None:
     """Every sweep with its title, arms, and trial count and rough CPU cost per scale."""
     from sweeps.base import SCALES, estimated_cpu_seconds, replicate_counts, unmeasured_models
     from sweeps.registry import SWEEPS
+    from sweeps.sweep_files import load_sweep_file
+    chosen = [load_sweep_file(path).name] if path else SWEEPS.names()
     for name, entry in SWEEPS.items():
+        if name not in chosen:
+            continue
         arms = list(entry.arms)
         shown = ", ".join(arms) if len(arms) <= 16 else ", ".join(arms[:8]) + f", ... ({len(arms)} arms)"
         click.echo(f"{name:<11} {entry.title}")
@@ -165,9 +172,13 @@ def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: s
               experiment: str | None, address: str | None, cpus_per_trial: float, gpus_per_trial: float,
               max_concurrent: int | None, max_failures: int, sets: tuple[str, ...], tasks: int | None,
               epochs: int | None, dry_run: bool) -> None:
-    """Run every trial of sweep NAME as one Tune experiment at STORAGE/NAME."""
+    """Run every trial of sweep NAME (a registered sweep, or a .yaml or .py sweep file: docs/sweep-files.md) as
+    one Tune experiment at STORAGE/NAME."""
     from sweeps.launch import Resources, run_sweep
     from sweeps.registry import SWEEPS
+    from sweeps.sweep_files import is_sweep_file, load_sweep_file
+    if is_sweep_file(name):
+        name = load_sweep_file(Path(name)).name
     sets = (*sets, *([f"tasks={tasks}"] if tasks is not None else []),
             *([f"epochs_per_task={epochs}"] if epochs is not None else []))
     resources = Resources(cpus_per_trial, gpus_per_trial, max_concurrent, max_failures)

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,3 +166,51 @@ def test_a_plugin_given_as_a_file_registers_its_sweep(tmp_path: Path) -> None:
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stderr
     assert "sweep blobs (Clipping on blobs), scale smoke" in run.stderr and "(a guess for tiny-mlp" in run.stderr
+
+
+WIDTH_SWEEP = """name: mlp-width-test
+title: MLP width
+base: {model: mlp, stream: mnist-reshuffle}
+arms:
+  h8: {hidden: 8}
+  h16: {hidden: 16}
+scales: standard
+"""
+
+
+def test_a_sweep_file_is_validated_before_anything_runs(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "sweeps.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    good = tmp_path / "width.yaml"
+    good.write_text(WIDTH_SWEEP)
+    listed = subprocess.run([*cli, "sweep", "list", "--file", str(good)], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert listed.returncode == 0 and listed.stdout.startswith("mlp-width-test") and "h8, h16" in listed.stdout
+    for text, message in (("name: x\narms: {a: {hiden: 3}}\n", "arm 'a': unknown config field(s) hiden"),
+                          ("name: x\narms: [a\n", "line 3: not valid YAML"),
+                          ("name: fig1\narms: {a: {}}\n", "a sweep named 'fig1' is already registered"),
+                          ("arms: {a: {}}\nseeds: 3\n", "unknown key(s) seeds; missing name")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        run = subprocess.run([*cli, "sweep", "run", str(bad), "--dry-run", "--storage", str(tmp_path / "runs")],
+                             capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 2 and f"{bad}" in run.stderr and message in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.ray
+def test_a_yaml_sweep_runs_and_its_folder_stands_alone(tmp_path: Path, ray_env) -> None:
+    from tests.processes import lop as run_lop
+    sweep_file = tmp_path / "width.yaml"
+    sweep_file.write_text(WIDTH_SWEEP)
+    run = run_lop("sweep", "run", str(sweep_file), "--scale", "smoke", "--seeds", "1", "--storage", str(tmp_path),
+                  env=ray_env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    sweep_file.unlink()  # the folder alone serves every later command
+    folder = tmp_path / "mlp-width-test"
+    assert "2 terminated" in run_lop("sweep", "status", str(folder), env=ray_env).stdout
+    report = run_lop("report", str(folder), "--out", str(tmp_path / "report"), env=ray_env)
+    assert report.returncode == 0, report.stderr[-2000:]
+    resumed = run_lop("sweep", "resume", str(folder), env=ray_env)
+    assert resumed.returncode == 0 and "nothing to resume" in resumed.stderr
