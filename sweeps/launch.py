@@ -30,7 +30,8 @@ from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replic
                          unmeasured_models)
 from sweeps.manifest import DriverLock, Manifest, is_sweep
 from sweeps.progress import Progress
-from sweeps.ray_adapter import autoscaler_config, check_address, session_dir, set_max_concurrent, set_tune_defaults
+from sweeps.ray_adapter import (autoscaler_config, check_address, latest_checkpoints, session_dir, set_max_concurrent,
+                                set_tune_defaults)
 from sweeps.status import all_finished, is_finished, snapshot_trials
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
@@ -405,6 +406,28 @@ def check_configs(folder: StoragePath, manifest: Manifest) -> None:
                               f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
 
 
+def restore_lost_checkpoints(folder: StoragePath) -> None:
+    """Where the checkpoint Tune will restore a trial from is gone, put the trial's newest older checkpoint in
+    its place (or an empty one: the trial starts again); the records after it are re-run, and the export keeps
+    each epoch's last report, so it stays exact. Without this Tune fails the trial on every resume."""
+    local = local_path(folder)
+    if local is None:
+        return  # a bucket: Tune's own error stands
+    dirs = {p.name.rsplit("-", 1)[-1]: p for p in local.iterdir() if p.is_dir() and "-r" in p.name}
+    for trial_id, name in latest_checkpoints(local).items():
+        trial_dir = dirs.get(trial_id)
+        if trial_dir is None or (trial_dir / name).exists():
+            continue
+        older = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir() and p.name < name)
+        if older:
+            shutil.copytree(older[-1], trial_dir / name)
+            echo(f"trial {trial_dir.name}: {name} is missing; it resumes from {older[-1].name} and re-runs the "
+                 "tasks after it")
+        else:
+            (trial_dir / name).mkdir()
+            echo(f"trial {trial_dir.name}: {name} is missing and no older checkpoint is left; it starts again")
+
+
 def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None) -> int:
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
     folder = location(folder)
@@ -419,6 +442,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
              f"nothing to resume (inspect: lop sweep status {folder})")
         return 0
     with DriverLock(folder):
+        restore_lost_checkpoints(folder)
         connect(address, ship=shipped(plugins))
         resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,
                               max_concurrent or manifest.max_concurrent, manifest.max_failures)

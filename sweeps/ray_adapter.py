@@ -53,6 +53,28 @@ def session_dir() -> Path | None:
     return Path(node.get_session_dir_path()) if node is not None else None
 
 
+def latest_checkpoints(folder: Path) -> dict[str, str]:
+    """trial id -> the name of the checkpoint folder Tune will restore the trial from (`checkpoint_000010`), from
+    the newest readable experiment snapshot (private: the cloudpickled `_CheckpointManager` in each trial's run
+    metadata). Only the sweep's own snapshot is read, which this driver's kind wrote."""
+    import json
+
+    from ray.tune.utils.serialization import TuneFunctionDecoder
+    for snapshot in sorted(folder.glob("experiment_state-*.json"), reverse=True):
+        try:
+            trial_data = json.loads(snapshot.read_text())["trial_data"]
+            found = {}
+            for trial_json, metadata_json in trial_data:
+                metadata = json.loads(metadata_json, cls=TuneFunctionDecoder, allow_cloudpickle=True)
+                latest = metadata["checkpoint_manager"].latest_checkpoint_result
+                if latest is not None:
+                    found[json.loads(trial_json)["trial_id"]] = Path(latest.checkpoint.path).name
+            return found
+        except (json.JSONDecodeError, KeyError):
+            continue
+    return {}
+
+
 def autoscaler_config() -> Any | None:
     """The cluster's autoscaler config (node groups with their resources) where the v2 autoscaler or KubeRay set
     one, else None (private: `ray._private.state.state.get_cluster_config`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,8 +113,15 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
     assert partial.returncode == 0, partial.stderr
     assert len(pd.read_parquet(tmp_path / "partial.parquet")) < 2 * 10 * 3
 
+    # and the checkpoint Tune would restore one trial from is lost: it resumes from an older one
+    from sweeps.ray_adapter import latest_checkpoints
+    recorded = latest_checkpoints(folder)
+    trial_id, name = sorted(recorded.items())[0]
+    lost = next(p for p in folder.iterdir() if p.name.endswith(trial_id)) / name
+    shutil.rmtree(lost)
     resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{name} is missing;" in resumed.stderr
     keys = ["arm", "seed", "task", "epoch"]
     frames = []
     for name in ("straight", "killed"):

@@ -43,7 +43,8 @@ def lop_trial(config: dict[str, Any]) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            saved = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=False)
+            state_file = Path(folder) / STATE_FILE  # absent in a lost checkpoint's empty stand-in: start again
+            saved = torch.load(state_file, map_location=device, weights_only=False) if state_file.exists() else None
     trial_id = tune.get_context().get_trial_id()
     extra = provenance(data, device)
     for record, state in run_stream(cfg, data, saved, device):
