@@ -113,15 +113,18 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
     assert partial.returncode == 0, partial.stderr
     assert len(pd.read_parquet(tmp_path / "partial.parquet")) < 2 * 10 * 3
 
-    # and the checkpoint Tune would restore one trial from is lost: it resumes from an older one
+    # and the checkpoints Tune would restore from are lost: one trial's latest (it resumes from an older one, or
+    # starts again if that was its first), every checkpoint of the other (it starts again)
     from sweeps.ray_adapter import latest_checkpoints
-    recorded = latest_checkpoints(folder)
-    trial_id, name = sorted(recorded.items())[0]
-    lost = next(p for p in folder.iterdir() if p.name.endswith(trial_id)) / name
-    shutil.rmtree(lost)
+    (first, name), (second, other) = sorted(latest_checkpoints(folder).items())
+    trial_dirs = {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
+    shutil.rmtree(trial_dirs[first] / name)
+    for checkpoint in trial_dirs[second].glob("checkpoint_*"):
+        shutil.rmtree(checkpoint)
     resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"{name} is missing;" in resumed.stderr
+    assert f"{trial_dirs[first].name}: {name} is missing" in resumed.stderr
+    assert f"{trial_dirs[second].name}: {other} is missing and no older checkpoint is left" in resumed.stderr
     keys = ["arm", "seed", "task", "epoch"]
     frames = []
     for name in ("straight", "killed"):
