@@ -32,7 +32,7 @@ from sweeps.manifest import DriverLock, Manifest, is_sweep
 from sweeps.progress import Progress
 from sweeps.ray_adapter import (autoscaler_config, check_address, latest_checkpoints, session_dir, set_max_concurrent,
                                 set_tune_defaults)
-from sweeps.status import all_finished, is_finished, snapshot_trials
+from sweeps.status import all_finished, is_finished, snapshot_trials, trial_dirs
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
 from trainables import data as datasets
@@ -146,17 +146,22 @@ def alive_nodes() -> list[dict]:
     return [node for node in ray.nodes() if node["Alive"]]
 
 
-def autoscaler_node_gpus() -> list[float]:
-    """GPUs per node of each worker type the cluster's autoscaler may still start (none without one)."""
+def autoscaler_node_resources(name: str) -> list[float | None]:
+    """How much of resource `name` ("CPU", "GPU") each worker type the cluster's autoscaler may still start
+    declares; None where a type leaves it to be detected on start. Empty without an autoscaler."""
     config = autoscaler_config()  # set by the v2 autoscaler and KubeRay
     if config is not None and config.node_group_configs:
-        return [float(group.resources.get("GPU", 0)) for group in config.node_group_configs if group.max_count != 0]
+        return [group.resources.get(name) for group in config.node_group_configs if group.max_count != 0]
     bootstrap = Path.home() / "ray_bootstrap_config.yaml"  # where `ray up` leaves the config on the head node
     if not bootstrap.is_file():
         return []
     types = (yaml.safe_load(bootstrap.read_text()) or {}).get("available_node_types", {})
-    return [float((kind.get("resources") or {}).get("GPU", 0)) for kind in types.values()
-            if kind.get("max_workers", 1) != 0]
+    return [(kind.get("resources") or {}).get(name) for kind in types.values() if kind.get("max_workers", 1) != 0]
+
+
+def autoscaler_node_gpus() -> list[float]:
+    """GPUs per node of each worker type the autoscaler may still start (a type that declares none has none)."""
+    return [float(gpus or 0) for gpus in autoscaler_node_resources("GPU")]
 
 
 def gpu_shortfall(gpus_per_trial: float, node_gpus: list[float], scalable_gpus: list[float]) -> str | None:
@@ -174,19 +179,6 @@ def gpu_shortfall(gpus_per_trial: float, node_gpus: list[float], scalable_gpus: 
     return f"--gpus-per-trial {gpus_per_trial:g} is more than this cluster offers: {offer}{scaling}; {fix}"
 
 
-def autoscaler_node_cpus() -> list[float | None]:
-    """CPUs per node of each worker type the autoscaler may still start; None where a type leaves them to be
-    detected (then no CPU request can be ruled out)."""
-    config = autoscaler_config()
-    if config is not None and config.node_group_configs:
-        return [group.resources.get("CPU") for group in config.node_group_configs if group.max_count != 0]
-    bootstrap = Path.home() / "ray_bootstrap_config.yaml"
-    if not bootstrap.is_file():
-        return []
-    types = (yaml.safe_load(bootstrap.read_text()) or {}).get("available_node_types", {})
-    return [(kind.get("resources") or {}).get("CPU") for kind in types.values() if kind.get("max_workers", 1) != 0]
-
-
 def cpu_shortfall(cpus_per_trial: float, node_cpus: list[float], scalable_cpus: list[float | None]) -> str | None:
     """Why no node can hold a trial's CPUs (now or once the autoscaler adds one), or None if one can."""
     if None in scalable_cpus or cpus_per_trial <= max(node_cpus + scalable_cpus, default=0):
@@ -198,11 +190,11 @@ def cpu_shortfall(cpus_per_trial: float, node_cpus: list[float], scalable_cpus: 
             f"{most:g} (a trial runs on one node)")
 
 
-def check_gpus(resources: Resources) -> None:
+def check_resources(resources: Resources) -> None:
     """A trial runs on one node: refuse a CPU or GPU request that no node can meet, before any trial starts
     (Tune would wait for ever)."""
     cpus = cpu_shortfall(resources.cpus_per_trial, [float(node["Resources"].get("CPU", 0)) for node in alive_nodes()],
-                         autoscaler_node_cpus())
+                         autoscaler_node_resources("CPU"))
     if cpus:
         raise ConfigError(cpus)
     if resources.gpus_per_trial == 0:
@@ -345,7 +337,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
         created = claim_folder(folder, storage)
         try:
             connect(address, ship=shipped(plugins))
-            check_gpus(resources)
+            check_resources(resources)
             check_reachable(folder)
         except LopError:
             if created:  # refused before any trial started: leave no trace
@@ -413,7 +405,7 @@ def restore_lost_checkpoints(folder: StoragePath) -> None:
     local = local_path(folder)
     if local is None:
         return  # a bucket: Tune's own error stands
-    dirs = {p.name.rsplit("-", 1)[-1]: p for p in local.iterdir() if p.is_dir() and "-r" in p.name}
+    dirs = trial_dirs(local)
     for trial_id, name in latest_checkpoints(local).items():
         trial_dir = dirs.get(trial_id)
         if trial_dir is None or (trial_dir / name).exists():
@@ -446,7 +438,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         connect(address, ship=shipped(plugins))
         resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,
                               max_concurrent or manifest.max_concurrent, manifest.max_failures)
-        check_gpus(resources)
+        check_resources(resources)
         check_reachable(folder)
         tuner = tune.Tuner.restore(str(folder), trainable=trainable(resources), resume_errored=True)
         if max_concurrent is not None:

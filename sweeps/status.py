@@ -27,15 +27,23 @@ def snapshot_trials(folder: StoragePath) -> list[dict]:
     return []
 
 
+def trial_dirs(folder: StoragePath) -> dict[str, StoragePath]:
+    """trial id -> its folder (`<arm>-r<replicate>-<trial id>`)."""
+    return {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
+
+
+def last_row(trial_dir: StoragePath) -> dict | None:
+    """The last record of the trial's latest attempt, None before its first."""
+    if not (trial_dir / RESULT_FILE).exists():
+        return None
+    attempt = latest_attempts(read_rows(trial_dir / RESULT_FILE))
+    return attempt[-1] if attempt else None
+
+
 def last_rows(folder: StoragePath) -> dict[str, dict]:
     """trial id -> the last record of its latest attempt, for every trial folder with records."""
-    rows = {}
-    for trial_dir in folder.iterdir():
-        if trial_dir.is_dir() and "-r" in trial_dir.name and (trial_dir / RESULT_FILE).exists():
-            attempt = latest_attempts(read_rows(trial_dir / RESULT_FILE))
-            if attempt:
-                rows[trial_dir.name.rsplit("-", 1)[-1]] = attempt[-1]
-    return rows
+    rows = {trial_id: last_row(trial_dir) for trial_id, trial_dir in trial_dirs(folder).items()}
+    return {trial_id: row for trial_id, row in rows.items() if row is not None}
 
 
 def is_finished(row: dict | None) -> bool:
@@ -83,19 +91,18 @@ def sweep_status(path: str | Path) -> str:
     states = tune_states(folder)
     live = driver_running(folder)
     lines, counts = [], Counter()
-    trial_dirs = {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
-    for trial_id in sorted(set(states) | set(trial_dirs)):
+    folders = trial_dirs(folder)
+    for trial_id in sorted(set(states) | set(folders)):
         state = states.get(trial_id, "PENDING")
-        trial_dir = trial_dirs.get(trial_id)
-        rows = latest_attempts(read_rows(trial_dir / RESULT_FILE)) if trial_dir and (trial_dir / RESULT_FILE).exists() else []
-        if rows and rows[-1].get("diverged"):
+        trial_dir = folders.get(trial_id)
+        last = last_row(trial_dir) if trial_dir else None
+        if last and last.get("diverged"):
             state = "DIVERGED"
         elif state == "RUNNING" and live is False:
             state = "INTERRUPTED"
         counts[state] += 1
         name = trial_dir.name if trial_dir else trial_id
-        if rows:
-            last = rows[-1]
+        if last:
             detail = f"task {last['task'] + 1}/{last['tasks']} epoch {last['epoch'] + 1}  test acc {last['test_accuracy']:.3f}"
         else:
             detail = "no results yet"

@@ -37,15 +37,14 @@ def load_sweep_file(path: Path) -> Sweep:
 def python_sweep(path: Path) -> Sweep:
     import os
 
-    from trainables.plugins import ENV, import_plugin
+    from trainables.plugins import ENV, import_plugin, plugin_specs
     before = set(SWEEPS.names())
     import_plugin(str(path))
     new = sorted(set(SWEEPS.names()) - before)
     if len(new) != 1:
         raise ConfigError(f"{path} registers {len(new)} new sweeps ({', '.join(new) or 'none'}); a sweep file "
                           "registers exactly one, with register_sweep(Sweep(...))")
-    specs = [spec for spec in os.environ.get(ENV, "").split(",") if spec]
-    os.environ[ENV] = ",".join(dict.fromkeys([*specs, str(path.resolve())]))  # recorded and shipped as a plugin
+    os.environ[ENV] = ",".join(plugin_specs([str(path.resolve())]))  # recorded and shipped as a plugin
     return SWEEPS[new[0]]
 
 

@@ -116,15 +116,19 @@ def test_killed_driver_resumes_to_the_same_records(tmp_path, ray_env):
     # and the checkpoints Tune would restore from are lost: one trial's latest (it resumes from an older one, or
     # starts again if that was its first), every checkpoint of the other (it starts again)
     from sweeps.ray_adapter import latest_checkpoints
-    (first, name), (second, other) = sorted(latest_checkpoints(folder).items())
-    trial_dirs = {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
-    shutil.rmtree(trial_dirs[first] / name)
-    for checkpoint in trial_dirs[second].glob("checkpoint_*"):
-        shutil.rmtree(checkpoint)
+    from sweeps.status import trial_dirs
+    recorded = sorted(latest_checkpoints(folder).items())  # under load the other trial may have none yet
+    (first, name), others = recorded[0], recorded[1:]
+    folders = trial_dirs(folder)
+    shutil.rmtree(folders[first] / name)
+    for second, _ in others:
+        for checkpoint in folders[second].glob("checkpoint_*"):
+            shutil.rmtree(checkpoint)
     resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"{trial_dirs[first].name}: {name} is missing" in resumed.stderr
-    assert f"{trial_dirs[second].name}: {other} is missing and no older checkpoint is left" in resumed.stderr
+    assert f"{folders[first].name}: {name} is missing" in resumed.stderr
+    for second, other in others:
+        assert f"{folders[second].name}: {other} is missing and no older checkpoint is left" in resumed.stderr
     keys = ["arm", "seed", "task", "epoch"]
     frames = []
     for name in ("straight", "killed"):
