@@ -19,8 +19,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.metrics import (accuracy_measure, diagnostic_columns, diagnostic_curves, diagnostic_values, final_accuracy,
+from analysis.metrics import (diagnostic_columns, diagnostic_curves, diagnostic_values, final_accuracy,
                               task_curves)
+from trainables.streams import accuracy_measure
 
 ACCURACY_LABEL = "Test accuracy (final epoch of each task)"
 TRAIN_ACCURACY_LABEL = "Training accuracy (final epoch of each task; test labels are random)"

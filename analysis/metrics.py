@@ -24,7 +24,7 @@ from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
 from lopmodels.diagnostic_names import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
 from lopmodels.errors import ConfigError
 from trainables.config import TrialConfig
-from trainables.streams import STREAMS
+from trainables.streams import accuracy_measure
 
 TRIAL = ["sweep", "arm", "trial_id", "seed", "stream_seed"]
 REPLICATE = ["seed", "stream_seed"]
@@ -61,13 +61,6 @@ def trial_status(records: pd.DataFrame) -> pd.DataFrame:
     trials["status"] = np.select([trials["diverged"], trials["tasks_finished"] >= trials["tasks"]],
                                  ["diverged", "complete"], "incomplete")
     return trials
-
-
-def accuracy_measure(stream: str) -> str:
-    """The record column a stream measures plasticity by (`StreamSpec.accuracy`): `test_accuracy`, or
-    `train_accuracy` where test accuracy is chance by construction (random labels). A stream this process
-    does not know (a plugin's, not imported) is taken as `test_accuracy`."""
-    return STREAMS[stream].accuracy if stream in STREAMS else "test_accuracy"
 
 
 def final_accuracy(records: pd.DataFrame) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, StorageU
 from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replicate_counts, shared_arms,
                          unmeasured_models)
 from sweeps.manifest import DriverLock, Manifest, is_sweep
-from sweeps.progress import Progress
+from sweeps.progress import Progress, trial_label
 from sweeps.ray_adapter import (autoscaler_config, check_address, latest_checkpoints, session_dir, set_max_concurrent,
                                 set_tune_defaults)
 from sweeps.status import all_finished, is_finished, snapshot_trials, trial_dirs
@@ -89,8 +89,7 @@ def unmeasured_note(trials: list[Trial]) -> str:
 
 
 def trial_name(trial: tune.experiment.Trial) -> str:
-    run = trial.config["run"]
-    return f"{run['arm']}-r{run['replicate']}-{trial.trial_id}"
+    return f"{trial_label(trial)}-{trial.trial_id}"
 
 
 def probe_address(address: str) -> None:
@@ -315,8 +314,8 @@ def claim_folder(folder: StoragePath, storage: str | Path) -> bool:
     return not existed
 
 
-def tune_callbacks(total_tasks: int) -> list[tune.Callback]:
-    return [Progress(total_tasks), JsonLoggerCallback()]
+def tune_callbacks(total_tasks: int, total_trials: int) -> list[tune.Callback]:
+    return [Progress(total_tasks, total_trials), JsonLoggerCallback()]
 
 
 def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, arms: list[str] | None,
@@ -378,7 +377,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
                 name=folder.name, storage_path=str(folder.parent), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-                callbacks=tune_callbacks(manifest.tasks),
+                callbacks=tune_callbacks(manifest.tasks, manifest.trials),
             ),
         )
         return fit(tuner, folder, manifest.trials)

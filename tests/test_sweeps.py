@@ -37,9 +37,13 @@ sys.exit(run_sweep(sweep, scale="paper", seeds=1, seed_start=0, arms=None, stora
 
 def test_smoke_sweep_end_to_end(tmp_path, ray_env):
     run = lop("sweep", "run", "fig1", "--scale", "smoke", "--seeds", "2", "--arms", "mlp,lstm", "--storage",
-              str(tmp_path), env=ray_env)
+              str(tmp_path), "--max-concurrent", "2", env=ray_env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "4 trials" in run.stderr and "lop sweep status" in run.stderr
+    # progress, one line per finished task in a log: the trials Tune has not created yet count as pending
+    lines = [line for line in run.stderr.splitlines() if "| tasks " in line]
+    assert re.search(r"trials 0/4 done, [12] running, [23] pending \| tasks 1/8, ETA \d+:\d\d:\d\d", lines[0]), lines
+    assert "trials 4/4 done, 0 running, 0 pending | tasks 8/8" in lines[-1], lines
     folder = tmp_path / "fig1"
     out = tmp_path / "fig1.parquet"
     export = lop("results", "export", str(folder), "--out", str(out), env=ray_env)
@@ -74,7 +78,7 @@ def test_smoke_sweep_end_to_end(tmp_path, ray_env):
     manifest.unlink()
     lost = lop("sweep", "status", str(folder), env=ray_env)
     assert lost.returncode == 2 and "has lost its lop-sweep.json" in lost.stderr
-    repaired = lop("sweep", "repair", str(folder), env=ray_env)
+    repaired = lop("sweep", "repair", str(folder), "--max-concurrent", "2", env=ray_env)  # not in Tune's files
     assert repaired.returncode == 0, repaired.stderr
     rebuilt = json.loads(manifest.read_text())
     assert {k: v for k, v in rebuilt.items() if k != "created"} == {k: v for k, v in original.items() if k != "created"}

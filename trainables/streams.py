@@ -147,6 +147,13 @@ def register_stream(spec: StreamSpec) -> StreamSpec:
     return spec
 
 
+def accuracy_measure(stream: str) -> str:
+    """The record column a stream measures plasticity by (`StreamSpec.accuracy`): `test_accuracy`, or
+    `train_accuracy` where test accuracy is chance by construction (random labels). A stream this process
+    does not know (a plugin's, not imported) is taken as `test_accuracy`."""
+    return STREAMS[stream].accuracy if stream in STREAMS else "test_accuracy"
+
+
 def reads(model: str, stream: str) -> bool:
     """Whether `model` can train on `stream` (its dataset's inputs): the one check configs and sweeps share."""
     return STREAMS[stream].input_kind in MODEL_INFO[model].reads
