@@ -64,6 +64,13 @@ def test_smoke_sweep_end_to_end(tmp_path, ray_env):
     assert (frame["threads"] == 1).all()
     status = lop("sweep", "status", str(folder), env=ray_env)
     assert status.returncode == 0 and "4 terminated" in status.stdout, status.stdout
+    # Tune's own readers work on the folder (docs/tune-interop.md)
+    from ray import tune
+    from sweeps.launch import Resources, trainable
+    analysis = tune.ExperimentAnalysis(str(folder))
+    assert sum(len(df) for df in analysis.trial_dataframes.values()) == len(frame)
+    grid = tune.Tuner.restore(str(folder), trainable=trainable(Resources())).get_results()
+    assert len(grid) == 4 and all(result.checkpoint is not None for result in grid)
     again = lop("sweep", "run", "fig1", "--scale", "smoke", "--storage", str(tmp_path), env=ray_env)
     assert again.returncode == 2 and "already exists" in again.stderr and "lop sweep resume" in again.stderr
 
