@@ -4,162 +4,29 @@ their runs support, report.md and report.html.
 Both pages render the same blocks in the same order: what was read and what is missing, the claims of the
 paper with a verdict each (analysis/claims.py), then per sweep its figures, each with a sentence computed from
 its numbers, then the tables beside the paper's numbers. Under OUT: figures/*.png|svg, tables/*.csv|md,
-report.md (figures by relative path) and report.html (one self-contained file: figures embedded). Bad input (no sweep at a path, a sweep with
-no finished task, a mitigation arm whose baseline arm is missing) is a problem: named, left out, the rest
-still written; `write_report` returns the problems and the command exits 2 when there is any.
+report.md and report.html (`analysis.render`). Bad input (no sweep at a path, a sweep with no finished task,
+a mitigation arm whose baseline arm is missing) is a problem: named, left out, the rest still written;
+`write_report` returns the problems and the command exits 2 when there is any. The sentences come from
+`analysis.prose`, the tables of how the runs were made from `analysis.protocol_tables`.
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
-from analysis import claims, figures, paper, tables, verdicts
-from analysis.metrics import (diagnostic_columns, diagnostic_curves, final_accuracy, missing_baselines,
-                              trial_status)
+from analysis import claims, figures, tables, verdicts
+from analysis.blocks import Block, Bullets, Echo, Heading, Picture, Table, Text
+from analysis.metrics import diagnostic_columns, final_accuracy, missing_baselines
+from analysis.prose import (accuracy_sentence, collapsed_replicates, collapsed_sentence, diagnostics_sentence,
+                            diverged_items, figure_title, heatmap_sentence, iaa_sentence, missing_items,
+                            paper_figure, replicate_text, sweep_notes)
+from analysis.protocol_tables import cost_display, cost_table, steps_display, steps_table, truncation_table
+from analysis.render import render_html, render_markdown
 from analysis.sources import SweepRun, read_sweeps, shared_notes, shared_trials
 from lopmodels.errors import ConfigError
-from trainables.streams import STREAMS
-
-Echo = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass(frozen=True)
-class Text:
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Picture:
-    path: str  # relative to the report
-    alt: str
-
-
-@dataclass(frozen=True)
-class Table:
-    frame: pd.DataFrame  # cells formatted for reading
-    files: tuple[str, ...]  # the CSV and markdown, relative to the report
-
-
-Block = Heading | Text | Bullets | Picture | Table
-
-
-def figure_title(run: SweepRun) -> str:
-    number = re.fullmatch(r"fig(\d+)", run.name)
-    return f"Figure {number.group(1)}: {run.manifest.title}" if number else run.manifest.title
-
-
-def paper_figure(run: SweepRun) -> str:
-    """The paper's figure or table that a sweep reproduces, by number and caption, or that there is none."""
-    if run.name not in paper.FIGURES:
-        return "no figure of the paper"
-    number, caption = paper.FIGURES[run.name]
-    return f"the paper's {number}, \"{caption}\""
-
-
-def percent(mean: float, low: float, high: float, method: str, n: int) -> str:
-    """`61 % (95 % CI 55 to 67 %, Student-t, n = 3)`."""
-    if pd.isna(low):
-        return f"{abs(mean):.0f} % (n = {n}, no interval)"
-    return f"{abs(mean):.0f} % (95 % CI {low:.0f} to {high:.0f} %, {method}, n = {n})"
-
-
-def accuracy_sentence(degradation: pd.DataFrame) -> str:
-    """What an accuracy figure shows: each arm's degradation from the first to the last task, with its CI."""
-    parts = []
-    for row in degradation.itertuples():  # one per arm
-        label = figures.arm_label(row.arm, row.model)
-        if row.n == 0:
-            parts.append(f"{label} has no replicate through all {row.tasks} tasks yet")
-            continue
-        verb = "loses" if row.degradation >= 0 else "gains"
-        amount = percent(row.degradation, row.degradation_ci_low, row.degradation_ci_high, row.ci_method, row.n)
-        parts.append(f"{label} {verb} {amount} of its first-task accuracy by task {row.tasks}")
-    diverged = int(degradation["diverged"].sum())
-    tail = {0: "", 1: " 1 diverged trial counts at chance accuracy from the task it diverged in."}.get(
-        diverged, f" {diverged} diverged trials count at chance accuracy from the task they diverged in.")
-    found = "; ".join(parts)
-    return ("Each line is the mean over replicates of the final-epoch test accuracy of every task, the band its "
-            f"95 % confidence interval. {found[:1].upper()}{found[1:]}.{tail}")
-
-
-def diagnostics_sentence(records: pd.DataFrame) -> str:
-    """What the diagnostics figure shows: each diagnostic's mean from the first to the last recorded task, per arm."""
-    curves = diagnostic_curves(records).sort_values("task")
-    ends = curves.groupby(["diagnostic", "arm"]).agg(
-        model=("model", "first"), first=("mean", "first"), last=("mean", "last"), first_task=("task", "first"),
-        last_task=("task", "last"))
-    lines = {name: [] for name in diagnostic_columns(records)}
-    ends = ends.reindex(figures.arm_order(curves["arm"]), level="arm")
-    for (name, arm), row in ends.iterrows():  # one per diagnostic x arm
-        lines[name].append(f"{figures.arm_label(arm, row['model'])} {row['first']:.3g} (task "
-                           f"{row['first_task'] + 1}) to {row['last']:.3g} (task {row['last_task'] + 1})")
-    return ("Each panel is a diagnostic at each task's last epoch, mean over replicates with its 95 % CI. "
-            + " ".join(f"{figures.DIAGNOSTIC_LABELS[name]}: {', '.join(parts)}." for name, parts in lines.items()))
-
-
-def heatmap_sentence(summary: pd.DataFrame) -> str:
-    """What the heat map shows: where degradation is largest and smallest."""
-    done = summary.dropna(subset=["degradation"]).sort_values("degradation")
-    low, high = done.iloc[0], done.iloc[-1]
-    return (f"Mean degradation from the first to the last task ranges from {low['degradation']:.0f} % "
-            f"(length {low['seq_len']}, hidden {low['hidden']}) to {high['degradation']:.0f} % "
-            f"(length {high['seq_len']}, hidden {high['hidden']}); each cell shows its 95 % CI and n.")
-
-
-def iaa_sentence(table: pd.DataFrame) -> str:
-    """Which mitigation arms' IAA intervals lie above zero, below zero, or include it."""
-    label = [f"{figures.arm_label(a, m)} ({s})" for a, m, s in zip(table["arm"], table["model"], table["sweep"])]
-    labelled = table.assign(label=label)
-    above = labelled[labelled["iaa_ci_low"] > 0]["label"]
-    below = labelled[labelled["iaa_ci_high"] < 0]["label"]
-    groups = [f"95 % CI above zero: {', '.join(above)}" if len(above) else "no arm's 95 % CI lies above zero",
-              f"below zero: {', '.join(below)}" if len(below) else "none lies below zero"]
-    return ("IAA of each mitigation arm over its baseline arm of the same replicates, mean over replicate pairs. "
-            + "; ".join(groups) + "; the other intervals include zero or have n < 2.")
-
-
-def missing_items(run: SweepRun) -> list[str]:
-    """What the sweep's manifests asked for that its records lack: arms absent, trials not started, unfinished."""
-    status, asked = trial_status(run.records), run.asked()
-    absent = sorted(set(asked) - set(status["arm"]))
-    items = [f"{run.name}: arm {arm} has no finished epoch" for arm in absent]
-    expected = pd.MultiIndex.from_tuples([(arm, seed) for arm in sorted(set(asked) - set(absent))
-                                          for seed in asked[arm]], names=["arm", "seed"])
-    started = pd.MultiIndex.from_frame(status[["arm", "seed"]])
-    items += [f"{run.name}: arm {arm} replicate {seed} has no finished epoch"
-              for arm, seed in expected.difference(started)]
-    unfinished = status[status["status"] == "incomplete"]
-    items += [f"{run.name}: arm {arm} replicate {seed} finished {done} of {tasks} tasks (left out of degradation "
-              "and IAA, its finished tasks are in the curves)"
-              for arm, seed, done, tasks in zip(unfinished["arm"], unfinished["seed"], unfinished["tasks_finished"],
-                                                unfinished["tasks"])]
-    return items
-
-
-def diverged_items(run: SweepRun) -> list[str]:
-    status = trial_status(run.records)
-    broken = status[status["status"] == "diverged"]
-    return [f"{run.name}: arm {arm} replicate {seed} diverged after {done} of {tasks} tasks; its later tasks count "
-            "at chance accuracy" for arm, seed, done, tasks in zip(broken["arm"], broken["seed"],
-                                                                  broken["tasks_finished"], broken["tasks"])]
 
 
 def save(fig, out: Path, name: str, echo: Echo) -> str:
@@ -197,24 +64,6 @@ def sweep_section(run: SweepRun, degradation: pd.DataFrame, out: Path, echo: Ech
         path = save(figures.heatmap_figure(grid, heading), out, f"{run.name}-degradation-heatmap", echo)
         blocks += [Heading(heading, 3), Picture(path, heading), Text(heatmap_sentence(degradation))]
     return blocks
-
-
-def replicate_text(run: SweepRun) -> str:
-    """`3 replicate(s) per arm`, or the count of each arm where arms differ (10 per MLP arm, 5 per other): the
-    replicates asked for, or found (an arm filled by another sweep's trials)."""
-    found = run.records.groupby("arm")["seed"].nunique()
-    asked = run.asked()
-    counts = {arm: max(len(asked.get(arm, [])), int(found.get(arm, 0))) for arm in dict.fromkeys(
-        [*asked, *found.index])}
-    if len(set(counts.values())) == 1:
-        return f"{next(iter(counts.values()))} replicate(s) per arm"
-    return "replicates per arm: " + ", ".join(f"{arm} {count}" for arm, count in counts.items())
-
-
-def sweep_notes(run: SweepRun) -> str:
-    """The registered sweep's note on what its scale can show, if the sweep is a registered one."""
-    from sweeps.registry import SWEEPS
-    return SWEEPS[run.name].notes.get(run.manifest.scale, "") if run.name in SWEEPS else ""
 
 
 def degradation_blocks(degradation: pd.DataFrame, out: Path, echo: Echo) -> list[Block]:
@@ -255,94 +104,6 @@ def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
                    Table(tables.iaa_display(table), tuple(str(f.relative_to(out)) for f in files)),
                    Bullets(tables.IAA_NOTES)]
     return blocks, problems
-
-
-def collapsed_replicates(records: pd.DataFrame) -> pd.DataFrame:
-    """Per (sweep, arm): replicates whose classifier input collapsed (all features zero: effective and stable rank
-    both 0) at the last epoch of some task, of the arm's replicates, and the first such task (from 1)."""
-    if not {"effective_rank", "stable_rank"} <= set(records.columns):
-        return pd.DataFrame(columns=["sweep", "arm", "model", "collapsed", "replicates", "first_task"])
-    last = records[records["epoch"] == records["epochs_per_task"] - 1]
-    dead = last[(last["effective_rank"] == 0) & (last["stable_rank"] == 0)]
-    first = dead.groupby(["sweep", "arm", "trial_id"], as_index=False)["task"].min()
-    counts = first.groupby(["sweep", "arm"]).agg(collapsed=("trial_id", "size"), first_task=("task", "min"))
-    replicates = records.groupby(["sweep", "arm"]).agg(model=("model", "first"), replicates=("trial_id", "nunique"))
-    table = replicates.join(counts, how="inner").reset_index()
-    return table.assign(first_task=table["first_task"] + 1)
-
-
-def collapsed_sentence(collapsed: pd.DataFrame) -> str:
-    """The collapsed replicates of each arm, counted rather than averaged in unseen."""
-    if collapsed.empty:
-        return ""
-    parts = [f"{figures.arm_label(row.arm, row.model)} {row.collapsed} of {row.replicates} (first at task "
-             f"{row.first_task})" for row in collapsed.itertuples()]
-    return (" Collapsed representations (every feature zero at a task's end: effective and stable rank 0), "
-            f"replicates per arm: {'; '.join(parts)}; their ranks enter the means above as 0.")
-
-
-def percent_range(values: pd.Series) -> str:
-    """`86.1 %`, or `85.0 to 87.2 %` where the trials differ."""
-    low, high = 100 * values.min(), 100 * values.max()
-    return f"{low:.1f} %" if round(low, 1) == round(high, 1) else f"{low:.1f} to {high:.1f} %"
-
-
-def truncation_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Per (sweep, sequence length) of the language trials: the share of training sentences longer than the
-    sequence length and the share of their tokens kept (`truncated_fraction`, `tokens_kept_fraction`)."""
-    columns = ["truncated_fraction", "tokens_kept_fraction"]
-    if not set(columns) <= set(records.columns):
-        return pd.DataFrame()
-    trials = records.dropna(subset=columns).drop_duplicates("trial_id")
-    rows = [{"sweep": sweep, "sequence length": seq_len, "tokenizer": part["tokenizer"].fillna("-").iloc[0],
-             "sentences truncated": percent_range(part["truncated_fraction"]),
-             "tokens kept": percent_range(part["tokens_kept_fraction"]), "trials": len(part)}
-            for (sweep, seq_len), part in trials.groupby(["sweep", "seq_len"])]
-    return pd.DataFrame(rows)
-
-
-def steps_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Per (sweep, arm): optimiser steps per task (`steps_per_task`, fewest and most over tasks and trials) and
-    epochs per task, beside the paper's steps per task (NaN where they vary by task, as ours: MNIST pairs)."""
-    if "steps_per_task" not in records.columns:
-        return pd.DataFrame()
-    recorded = records.dropna(subset=["steps_per_task"])
-    table = recorded.groupby(["sweep", "arm"], as_index=False).agg(
-        stream=("stream", "first"), epochs_per_task=("epochs_per_task", "first"),
-        steps_min=("steps_per_task", "min"), steps_max=("steps_per_task", "max"))
-    return table.assign(paper_steps=table["stream"].map(lambda s: STREAMS[s].paper_steps_per_task).astype(float))
-
-
-def cost_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Per (sweep, arm): the trials it ran itself (not those shared from another sweep's arm), the tasks they
-    finished, and what those tasks cost: hours of wall time summed over trials, CPU-hours (wall time x the
-    trial's threads), minutes per task, and the devices."""
-    if "task_seconds" not in records.columns:
-        return pd.DataFrame()
-    own = records[records["shared_from"].isna()] if "shared_from" in records.columns else records
-    tasks = own[(own["epoch"] == own["epochs_per_task"] - 1) | own["diverged"].astype(bool)]
-    tasks = tasks.assign(cpu_seconds=tasks["task_seconds"] * tasks["threads"].fillna(1))
-    table = tasks.groupby(["sweep", "arm"], as_index=False).agg(
-        trials=("trial_id", "nunique"), tasks=("task", "size"), wall_seconds=("task_seconds", "sum"),
-        cpu_seconds=("cpu_seconds", "sum"), devices=("device", lambda d: ", ".join(sorted(set(d)))))
-    return pd.DataFrame({"sweep": table["sweep"], "arm": table["arm"], "trials": table["trials"],
-                         "tasks finished": table["tasks"], "wall hours": table["wall_seconds"] / 3600,
-                         "CPU-hours": table["cpu_seconds"] / 3600,
-                         "minutes per task": table["wall_seconds"] / 60 / table["tasks"], "devices": table["devices"]})
-
-
-def cost_display(table: pd.DataFrame) -> pd.DataFrame:
-    return table.assign(**{c: table[c].map(lambda v: f"{v:.2f}") for c in ("wall hours", "CPU-hours",
-                                                                          "minutes per task")})
-
-
-def steps_display(table: pd.DataFrame) -> pd.DataFrame:
-    steps = [f"{int(low):,}" if low == high else f"{int(low):,} to {int(high):,}"
-             for low, high in zip(table["steps_min"], table["steps_max"])]
-    theirs = ["as ours (the same data and batch size)" if pd.isna(p) else f"{int(p):,}" for p in table["paper_steps"]]
-    return pd.DataFrame({"sweep": table["sweep"], "arm": table["arm"], "stream": table["stream"],
-                         "epochs per task": table["epochs_per_task"], "steps per task": steps,
-                         "paper's steps per task": theirs})
 
 
 def claim_cells(row: pd.Series) -> dict[str, str]:
@@ -521,65 +282,3 @@ def write_report(paths: list[Path], out: Path, echo: Echo = lambda line: None) -
     (out / "report.html").write_text(render_html(blocks, out))
     echo(f"report: wrote {out / 'report.md'} and {out / 'report.html'}")
     return reading.problems + more
-
-
-def render_markdown(blocks: list[Block]) -> str:
-    parts = []
-    for block in blocks:
-        match block:
-            case Heading(text, level):
-                parts.append(f"{'#' * level} {text}")
-            case Text(text):
-                parts.append(text)
-            case Bullets(items):
-                parts.append("\n".join(f"- {item}" for item in items))
-            case Picture(path, alt):
-                parts.append(f"![{alt}]({path})")
-            case Table(frame, files):
-                parts.append(tables.markdown(frame) + "\nAs files: " + ", ".join(f"[{f}]({f})" for f in files))
-    return "\n\n".join(parts) + "\n"
-
-
-CSS = ("body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.45}"
-       "img{max-width:100%}table{border-collapse:collapse;font-size:90%;margin:1em 0}"
-       "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}"
-       "code{background:#f3f3f3;padding:0 .2em;border-radius:3px}")
-CODE_SPAN = re.compile(r"`([^`]+)`")
-
-
-def inline(text: object) -> str:
-    """Text as HTML: escaped, with `code spans` as <code>."""
-    return CODE_SPAN.sub(r"<code>\1</code>", html.escape(str(text)))
-
-
-def data_uri(path: Path) -> str:
-    """A PNG file as a data: URI, so the page needs no other file."""
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{inline(column)}</th>" for column in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def render_html(blocks: list[Block], root: Path) -> str:
-    """One self-contained page: pictures (relative to `root`) embedded as data: URIs, code spans as <code>."""
-    parts = []
-    for block in blocks:
-        match block:
-            case Heading(text, level):
-                parts.append(f"<h{level}>{inline(text)}</h{level}>")
-            case Text(text):
-                parts.append(f"<p>{inline(text)}</p>")
-            case Bullets(items):
-                parts.append("<ul>" + "".join(f"<li>{inline(item)}</li>" for item in items) + "</ul>")
-            case Picture(path, alt):
-                parts.append(f'<p><img src="{data_uri(root / path)}" alt="{html.escape(alt)}"></p>')
-            case Table(frame, files):
-                links = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
-                parts.append(html_table(frame) + f"<p>As files beside this page: {links}</p>")
-    title = next(block.text for block in blocks if isinstance(block, Heading))
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
