@@ -2,9 +2,9 @@
 
 A compact export is one parquet file per sweep: the records (docs/records.md) of each task's last epoch, where
 the diagnostics are, plus the epoch a diverged trial stopped at, which is every row the report reads
-(`analysis.metrics`): kilobytes per trial instead of the sweep folder's checkpoints and per-epoch history. The
-file's parquet metadata holds the sweep's manifest and the record schema's version, so a fresh clone can
-rebuild the report without the sweep folder.
+(`analysis.metrics`): kilobytes per trial instead of the sweep folder's checkpoints and per-epoch history. Its
+columns are the results schema's (`trainables.schema`) with `task_seconds`; the file's parquet metadata holds the
+sweep's manifest and the schema's version, so a fresh clone can rebuild the report without the sweep folder.
 """
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ import pyarrow.parquet as pq
 from lopmodels.errors import ConfigError
 from sweeps.manifest import Manifest
 from trainables.files import replacing
+from trainables.schema import SCHEMA_VERSION, records_frame, records_table
 
 METADATA_KEY = b"lop.compact"
-# The version of the record columns (docs/records.md) a compact export holds. Bump it when a column the report
-# reads is renamed or changes meaning; `read_compact` refuses other versions with the way to re-export.
-SCHEMA_VERSION = 1
+# The older schema versions `read_compact` upgrades to this one (`records_table`: version 1 had the same columns
+# but no `replicate`, only the mitigation fields its sweep used, in no fixed order, and untyped all-null columns);
+# it refuses the others with the way to re-export.
+UPGRADABLE = (1,)
 # The columns the report cannot do without.
 REQUIRED = ("sweep", "arm", "trial_id", "model", "stream", "mitigation", "seed", "stream_seed", "tasks",
             "epochs_per_task", "hidden", "seq_len", "task", "epoch", "task_classes", "test_accuracy", "diverged",
@@ -50,10 +52,9 @@ def compact(records: pd.DataFrame) -> pd.DataFrame:
 def write_compact(records: pd.DataFrame, manifest: Manifest, out: Path) -> pd.DataFrame:
     """Write the compact export of one sweep's `records` to `out` (atomically); the rows written."""
     rows = compact(records)
-    table = pa.Table.from_pandas(rows, preserve_index=False)
+    table = records_table(rows, compact=True)
     meta = {"schema_version": SCHEMA_VERSION, "manifest": asdict(manifest)}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           METADATA_KEY: json.dumps(meta).encode()})
+    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode()})
     with replacing(out) as tmp:
         pq.write_table(table, tmp)
     return rows
@@ -78,9 +79,10 @@ def read_compact(path: Path) -> tuple[Manifest, pd.DataFrame]:
                           "another file); export it with `lop results export SWEEP --compact --out FILE`")
     meta = json.loads(raw)
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ConfigError(f"{path} holds records of schema version {version}, this lop reads version "
-                          f"{SCHEMA_VERSION}; re-export it from its sweep folder with this lop "
+    if version != SCHEMA_VERSION and version not in UPGRADABLE:
+        readable = ", ".join(str(v) for v in (*UPGRADABLE, SCHEMA_VERSION))
+        raise ConfigError(f"{path} holds records of schema version {version}, this lop reads version(s) "
+                          f"{readable}; re-export it from its sweep folder with this lop "
                           "(`lop results export SWEEP --compact --out FILE`)")
     records = parquet.read().to_pandas()
     missing = [c for c in REQUIRED if c not in records.columns]
@@ -91,5 +93,6 @@ def read_compact(path: Path) -> tuple[Manifest, pd.DataFrame]:
         manifest = Manifest(**meta["manifest"])
     except (KeyError, TypeError) as error:
         raise ConfigError(f"{path} has a damaged manifest in its metadata ({error}); re-export it") from None
+    records = records_frame(records_table(records, compact=True))  # an older version upgraded
     records["task_classes"] = records["task_classes"].map(tuple)
     return manifest, records

@@ -54,6 +54,7 @@ class Sweep:
     scales: Mapping[str, ScaleOverrides] = field(default_factory=dict)  # "small"/"smoke" -> overrides
     notes: Mapping[str, str] = field(default_factory=dict)  # scale -> what it can and cannot show
     scale_arms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # scale -> its arms (default: all)
+    source: str | None = None  # the YAML file that defined it (docs/sweep-files.md); None: registered in code
 
     def arms_at(self, scale: str) -> list[str]:
         """The arms a scale runs: all of them unless `scale_arms` names a subset (fig6's `small` is one row)."""

@@ -5,6 +5,7 @@ Bad input is a one-line error naming the problem and the fix, exit code 2, nothi
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ import click
 
 from lopmodels.errors import ConfigError, LopError
 from trainables.files import check_output
+from trainables.schema import FORMATS
 from trainables.datasets import DATASETS
 from sweeps.base import SCALES
+from sweeps.loggers import CHOICES as LOGGER_CHOICES
 from sweeps.trial_options import config_from_options, config_options
 
 EXIT_BAD_INPUT = 2
@@ -118,28 +121,15 @@ def sweep() -> None:
 @sweep.command("list")
 @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="List only the sweep of this file (.yaml or .py; docs/sweep-files.md).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object for scripts (keys: docs/analysis.md).")
 @friendly_errors
-def sweep_list(path: Path | None) -> None:
+def sweep_list(path: Path | None, as_json: bool) -> None:
     """Every sweep with its title, arms, and trial count and rough CPU cost per scale."""
-    from sweeps.base import SCALES, estimated_cpu_seconds, replicate_counts, unmeasured_models
+    from sweeps.listing import listing_text, sweep_entries
     from sweeps.registry import SWEEPS
     from sweeps.sweep_files import load_sweep_file
-    chosen = [load_sweep_file(path).name] if path else SWEEPS.names()
-    for name, entry in SWEEPS.items():
-        if name not in chosen:
-            continue
-        arms = list(entry.arms)
-        shown = ", ".join(arms) if len(arms) <= 16 else ", ".join(arms[:8]) + f", ... ({len(arms)} arms)"
-        click.echo(f"{name:<11} {entry.title}")
-        click.echo(f"            arms: {shown}")
-        for scale in SCALES:
-            trials = entry.trials(scale)
-            hours = sum(estimated_cpu_seconds(t.config) for t in trials) / 3600
-            replicates = "/".join(str(c) for c in sorted(set(replicate_counts(trials).values())))
-            guessed = unmeasured_models(trials)
-            click.echo(f"            {scale:<6} {len(trials):>4} trials ({replicates} replicates per arm), "
-                       f"~{hours:,.1f} CPU-hours" + (f" (a guess for {', '.join(guessed)}: not measured)"
-                                                     if guessed else ""))
+    entries = sweep_entries([load_sweep_file(path).name] if path else SWEEPS.names())
+    click.echo(json.dumps({"sweeps": entries}, indent=2) if as_json else listing_text(entries))
 
 
 @sweep.command("run")
@@ -166,12 +156,15 @@ def sweep_list(path: Path | None) -> None:
                    "mitigation.<field> in every arm whose mitigation has it; repeatable; recorded in the manifest.")
 @click.option("--tasks", type=int, default=None, help="Shorthand for --set tasks=N.")
 @click.option("--epochs", type=int, default=None, help="Shorthand for --set epochs_per_task=N.")
+@click.option("--logger", "loggers", multiple=True, metavar="[" + "|".join(LOGGER_CHOICES) + "]",
+              help="Experiment tracker, repeatable (default: tensorboard; none: no tracker); wandb and mlflow need "
+                   "their extra (docs/loggers.md); recorded in the manifest for resume.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the trials; run nothing, write nothing.")
 @friendly_errors
 def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: str | None, storage: str,
               experiment: str | None, address: str | None, cpus_per_trial: float, gpus_per_trial: float,
               max_concurrent: int | None, max_failures: int, sets: tuple[str, ...], tasks: int | None,
-              epochs: int | None, dry_run: bool) -> None:
+              epochs: int | None, loggers: tuple[str, ...], dry_run: bool) -> None:
     """Run every trial of sweep NAME (a registered sweep, or a .yaml or .py sweep file: docs/sweep-files.md) as
     one Tune experiment at STORAGE/NAME."""
     from sweeps.launch import Resources, run_sweep
@@ -188,29 +181,34 @@ def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: s
                           "--arms out for all")
     sys.exit(run_sweep(SWEEPS[name], scale=scale, seeds=seeds, seed_start=seed_start, arms=arm_list,
                        storage=storage, name=experiment, address=address, resources=resources,
-                       dry_run=dry_run, overrides=sets))
+                       dry_run=dry_run, overrides=sets, loggers=loggers))
 
 
 @sweep.command("resume")
 @click.argument("path")
 @click.option("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
 @click.option("--max-concurrent", type=int, default=None)
+@click.option("--cpus-per-trial", type=float, default=None, help="Change the trials' CPUs (default: as run).")
+@click.option("--gpus-per-trial", type=float, default=None, help="Change the trials' GPUs (default: as run).")
 @friendly_errors
-def sweep_resume(path: str, address: str | None, max_concurrent: int | None) -> None:
+def sweep_resume(path: str, address: str | None, max_concurrent: int | None, cpus_per_trial: float | None,
+                 gpus_per_trial: float | None) -> None:
     """Finish an interrupted sweep: finished trials stay, interrupted ones continue from their last task."""
     from sweeps.launch import resume_sweep
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be at least 1, got {max_concurrent}")
-    sys.exit(resume_sweep(path, address=address, max_concurrent=max_concurrent))
+    sys.exit(resume_sweep(path, address=address, max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                          gpus_per_trial=gpus_per_trial))
 
 
 @sweep.command("status")
 @click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object for scripts (keys: docs/analysis.md).")
 @friendly_errors
-def sweep_status(path: str) -> None:
+def sweep_status(path: str, as_json: bool) -> None:
     """Counts by state, each trial's last task and accuracy, and errors with their last line (the exception)."""
-    from sweeps.status import sweep_status as status
-    click.echo(status(path))
+    from sweeps.status import status_data, sweep_status as status
+    click.echo(json.dumps(status_data(path), indent=2) if as_json else status(path))
 
 
 @sweep.command("repair")
@@ -250,28 +248,32 @@ def results() -> None:
 @results.command("export")
 @click.argument("path")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True,
+              help="csv: the same columns, `task_classes` comma-joined (docs/records.md).")
 @click.option("--compact", is_flag=True,
               help="Only each task's last epoch (where the diagnostics are), with the sweep's manifest: the "
                    "kilobytes `lop report` reads, for publishing results without the sweep folder.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @friendly_errors
-def results_export(path: str, out: Path, compact: bool, force: bool) -> None:
-    """Every trial's full per-epoch history as one tidy parquet file (one row per trial x task x epoch), or with
-    --compact its tasks' last epochs."""
+def results_export(path: str, out: Path, fmt: str, compact: bool, force: bool) -> None:
+    """Every trial's full per-epoch history as one tidy file (one row per trial x task x epoch, the columns of
+    docs/records.md), or with --compact its tasks' last epochs."""
     from analysis.compact import write_compact
     from sweeps.results import load_results
     from sweeps.manifest import Manifest
     from sweeps.storage import location
-    from trainables.files import write_parquet
-    if out.suffix != ".parquet":
-        raise ConfigError(f"--out must name a .parquet file, got {out}")
+    from trainables.schema import write_records
+    if compact and fmt != "parquet":
+        raise ConfigError("--compact writes parquet (the sweep's manifest travels in its metadata); drop --format")
+    if out.suffix != f".{fmt}":
+        raise ConfigError(f"--out must name a .{fmt} file for --format {fmt}, got {out}")
     check_output(out, force=force)
     manifest = Manifest.read(location(path)) if compact else None
     frame = load_results(path)
     if manifest is not None:
         frame = write_compact(frame, manifest, out)
     else:
-        write_parquet(frame, out)
+        write_records(frame, out, fmt)
     click.echo(f"wrote {len(frame)} rows ({frame['trial_id'].nunique()} trials) to {out}", err=True)
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
 import socket
 import sys
 import uuid
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +26,7 @@ from ray.tune.logger import JsonLoggerCallback
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lopmodels.errors import ClusterUnreachable, ConfigError, LopError, StorageUnreachable
+from sweeps import loggers as trackers
 from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replicate_counts, shared_arms,
                          unmeasured_models)
 from sweeps.manifest import DriverLock, Manifest, is_sweep
@@ -33,6 +34,7 @@ from sweeps.progress import Progress, trial_label
 from sweeps.ray_adapter import (autoscaler_config, check_address, latest_checkpoints, session_dir, set_max_concurrent,
                                 set_tune_defaults)
 from sweeps.status import all_finished, is_finished, snapshot_trials, trial_dirs
+from sweeps.tune_state import run_command, set_aside_damaged_snapshots
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, location, probe_folder
 from trainables.config import TrialConfig
 from trainables import data as datasets
@@ -314,16 +316,19 @@ def claim_folder(folder: StoragePath, storage: str | Path) -> bool:
     return not existed
 
 
-def tune_callbacks(total_tasks: int, total_trials: int) -> list[tune.Callback]:
-    return [Progress(total_tasks, total_trials), JsonLoggerCallback()]
+def tune_callbacks(total_tasks: int, total_trials: int, loggers: list[str], folder: StoragePath) -> list[tune.Callback]:
+    """Progress, the records (result.json) and the `--logger` trackers; `resume` gets them back from tuner.pkl."""
+    return [Progress(total_tasks, total_trials), JsonLoggerCallback(), *trackers.callbacks(loggers, folder)]
 
 
 def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, arms: list[str] | None,
               storage: str | Path, name: str | None, address: str | None, resources: Resources,
-              dry_run: bool, overrides: tuple[str, ...] = ()) -> int:
+              dry_run: bool, overrides: tuple[str, ...] = (), loggers: tuple[str, ...] = ()) -> int:
     """Launch every trial of `sweep` as one Tune experiment at storage/name; returns the exit code.
 
-    `overrides`: `--set field=value` pairs applied to every arm (trainables/overrides.py)."""
+    `overrides`: `--set field=value` pairs applied to every arm (trainables/overrides.py); `loggers`: `--logger`
+    names (sweeps/loggers.py; none given: the default)."""
+    chosen = trackers.chosen(loggers)
     trials = sweep.trials(scale, seeds, seed_start, arms)
     if overrides:
         configs = apply_overrides([t.config for t in trials], overrides, f"sweep {sweep.name!r}")
@@ -364,6 +369,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             cpus_per_trial=resources.cpus_per_trial, gpus_per_trial=resources.gpus_per_trial,
             max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
             code_version=code_version(), data_hash=prepare_data(trials), plugins=specs, overrides=list(overrides),
+            loggers=chosen, sweep_file=sweep.source,
         )
         manifest.write(folder)
         runs = [{"arm": t.arm, "replicate": t.replicate, "trial": t.config.to_dict()} for t in trials]
@@ -377,7 +383,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
                 name=folder.name, storage_path=str(folder.parent), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-                callbacks=tune_callbacks(manifest.tasks, manifest.trials),
+                callbacks=tune_callbacks(manifest.tasks, manifest.trials, chosen, folder),
             ),
         )
         return fit(tuner, folder, manifest.trials)
@@ -419,26 +425,44 @@ def restore_lost_checkpoints(folder: StoragePath) -> None:
             echo(f"trial {trial_dir.name}: {name} is missing and no older checkpoint is left; it starts again")
 
 
-def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None) -> int:
-    """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task."""
+def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None,
+                 cpus_per_trial: float | None = None, gpus_per_trial: float | None = None) -> int:
+    """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task.
+
+    `cpus_per_trial`/`gpus_per_trial` change what the trials ask for (a request the cluster can never meet is
+    how a sweep gets stuck); the restored trials take them from the trainable given to Tune, and the manifest
+    records them for the next resume."""
     folder = location(folder)
     manifest = Manifest.read(folder)
     plugins = import_plugins(manifest.plugins)  # before the configs are checked: they may name its entries
+    for name in manifest.loggers:  # tuner.pkl rebuilds them: their packages must be here, before Ray starts
+        trackers.check_installed(name)
     if not tune.Tuner.can_restore(str(folder)):
-        raise ConfigError(f"{folder} has a manifest but Tune never started there; start it anew with "
-                          f"`lop sweep run {manifest.sweep} --name {folder.name}` after removing the folder")
+        raise ConfigError(f"{folder} has a manifest but no Tune state; move the folder aside (its records, if "
+                          f"any, stay readable) and start the sweep anew with `{run_command(manifest, folder)}`")
     check_configs(folder, manifest)
     if all_finished(folder, manifest.trials):  # nothing to restart: no Ray, no new files
         echo(f"sweep {manifest.sweep} at {folder} is finished: {manifest.trials} trials done, 0 errored; "
              f"nothing to resume (inspect: lop sweep status {folder})")
         return 0
+    resources = Resources(manifest.cpus_per_trial if cpus_per_trial is None else cpus_per_trial,
+                          manifest.gpus_per_trial if gpus_per_trial is None else gpus_per_trial,
+                          max_concurrent or manifest.max_concurrent, manifest.max_failures)
     with DriverLock(folder):
+        local = local_path(folder)
+        if local is not None:
+            set_aside_damaged_snapshots(local, manifest, echo)
         restore_lost_checkpoints(folder)
         connect(address, ship=shipped(plugins))
-        resources = Resources(manifest.cpus_per_trial, manifest.gpus_per_trial,
-                              max_concurrent or manifest.max_concurrent, manifest.max_failures)
         check_resources(resources)
         check_reachable(folder)
+        changed = (resources.cpus_per_trial, resources.gpus_per_trial) != (manifest.cpus_per_trial,
+                                                                           manifest.gpus_per_trial)
+        if changed:
+            dataclasses.replace(manifest, cpus_per_trial=resources.cpus_per_trial,
+                                gpus_per_trial=resources.gpus_per_trial).write(folder)
+            echo(f"trials now ask for {resources.cpus_per_trial:g} CPU(s) and {resources.gpus_per_trial:g} GPU(s) "
+                 f"each (were {manifest.cpus_per_trial:g} and {manifest.gpus_per_trial:g})")
         tuner = tune.Tuner.restore(str(folder), trainable=trainable(resources), resume_errored=True)
         if max_concurrent is not None:
             set_max_concurrent(tuner, max_concurrent)

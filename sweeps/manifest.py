@@ -42,6 +42,8 @@ class Manifest:
     arm_seeds: dict[str, int] = field(default_factory=dict)  # replicates per arm (empty in older manifests)
     plugins: list[str] = field(default_factory=list)  # `lop --plugin` modules the trials need (trainables/plugins.py)
     overrides: list[str] = field(default_factory=list)  # `--set field=value` applied to every arm
+    sweep_file: str | None = None  # the YAML file of a sweep from a file, for the command that runs it again
+    loggers: list[str] = field(default_factory=list)  # `--logger` trackers (sweeps/loggers.py); none in older ones
 
     def replicates(self, arm: str) -> range:
         """The seeds (= stream seeds) that `arm` was asked to run."""

@@ -82,3 +82,14 @@ def autoscaler_config() -> Any | None:
         return ray._private.state.state.get_cluster_config()
     except ray.exceptions.RaySystemError:  # not connected to a cluster: no autoscaler to ask
         return None
+
+
+def tuner_callbacks(folder: Path) -> list[Any]:
+    """The callbacks a sweep's Tuner was made with, unpickled from its tuner.pkl (private: the state
+    `TunerInternal` pickles there, with the RunConfig under `_run_config`); empty where it cannot be read."""
+    import ray.cloudpickle as pickle
+    try:
+        state = pickle.loads((folder / "tuner.pkl").read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return []
+    return list(state["_run_config"].callbacks or [])

@@ -2,7 +2,8 @@
 
 Tune's experiment snapshot names every trial's sweep, arm, replicate and config; the scale is the one at which
 the sweep's definition gives exactly those configs; code version and data hashes come from the trials' records.
-What neither keeps readably (CPUs and GPUs per trial, the concurrency limit) is taken from the options.
+The trackers (`--logger`) are those of Tune's pickled Tuner. What none of them keeps readably (CPUs and GPUs per
+trial, the concurrency limit) is taken from the options.
 """
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from collections import Counter
 
 from lopmodels.errors import ConfigError
 from sweeps.base import SCALES, SWEEPS
+from sweeps.loggers import pickled_loggers
 from sweeps.manifest import MANIFEST, Manifest
+from sweeps.ray_adapter import tuner_callbacks
 from sweeps.status import last_rows, snapshot_trials
-from sweeps.storage import StoragePath
+from sweeps.storage import StoragePath, local_path
 from trainables.config import TrialConfig
 
 
@@ -34,6 +37,7 @@ def rebuild_manifest(folder: StoragePath, *, cpus_per_trial: float, gpus_per_tri
                           f"with --set cannot be matched); rebuild {MANIFEST} with the code that started it")
     arm_seeds = Counter(run["arm"] for run in runs)
     rows = last_rows(folder)
+    local = local_path(folder)  # a bucket's tuner.pkl is not read: no trackers recorded
     code_versions = sorted({row["code_version"] for row in rows.values() if row.get("code_version")})
     data_hash = {TrialConfig.from_dict(run["trial"]).stream_spec.dataset: rows[trial["trial_id"]]["data_hash"]
                  for trial, run in zip(trials, runs) if trial["trial_id"] in rows}
@@ -45,4 +49,5 @@ def rebuild_manifest(folder: StoragePath, *, cpus_per_trial: float, gpus_per_tri
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_failures=int(trials[0].get("max_failures", 2)), code_version=",".join(code_versions) or "unknown",
         data_hash=data_hash, arm_seeds=dict(arm_seeds),
+        loggers=pickled_loggers(tuner_callbacks(local)) if local is not None else [],
     )

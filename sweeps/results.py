@@ -2,6 +2,7 @@
 
 The only module that reads Tune's files. It reads each trial's `result.json` (every epoch, not the
 last row that `ResultGrid.get_dataframe()` keeps) with plain json and pandas, never modifies the sweep,
+returns the records in the results schema (`trainables.schema`: the columns and types of every export),
 and works on finished, running and interrupted sweeps, in a local or network folder or at a `pyarrow.fs`
 URI such as s3://bucket/lop-results/fig1 (`sweeps.storage`). A resumed trial re-reports the epochs after its
 last checkpoint; the latest attempt of each (trial, task, epoch) is kept. A half-written last line is skipped.
@@ -16,17 +17,11 @@ import pandas as pd
 
 from lopmodels.errors import NoResults
 from sweeps.storage import StoragePath, location
+from trainables.schema import MITIGATION_PREFIX, records_frame, records_table, results_schema
+
+SCHEMA_COLUMNS = frozenset(results_schema().names)  # every built-in mitigation's fields among them
 
 RESULT_FILE = "result.json"
-TUNE_COLUMNS_KEPT = ("node_ip", "pid")
-# what Tune adds to every reported row, besides the two columns kept
-TUNE_COLUMNS_DROPPED = frozenset({
-    "timestamp", "checkpoint_dir_name", "done", "training_iteration", "date", "time_this_iter_s",
-    "time_total_s", "hostname", "time_since_restore", "iterations_since_restore", "config",
-    "should_checkpoint", "experiment_tag", "timesteps_total", "episodes_total", "timesteps_since_restore",
-})
-
-
 def trial_folders(sweep: StoragePath) -> list[StoragePath]:
     return sorted(p.parent for p in sweep.glob(f"*/{RESULT_FILE}"))
 
@@ -62,6 +57,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if not rows:
         raise NoResults(f"sweep {sweep} has no finished epoch yet; try again once trials have reported")
     frame = pd.DataFrame(rows)
-    frame = frame.drop(columns=[c for c in frame.columns if c in TUNE_COLUMNS_DROPPED])
-    ordered = [c for c in frame.columns if c not in TUNE_COLUMNS_KEPT] + [c for c in TUNE_COLUMNS_KEPT if c in frame]
-    return frame[ordered].sort_values(["sweep", "arm", "seed", "trial_id", "task", "epoch"]).reset_index(drop=True)
+    # what Tune adds to every reported row (timestamp, done, config, ...; a newer Ray may add more) is not a
+    # record column: only the schema's columns and mitigation fields are kept (node_ip and pid among them)
+    frame = frame[[c for c in frame.columns if c in SCHEMA_COLUMNS or c.startswith(MITIGATION_PREFIX)]]
+    frame = frame.sort_values(["sweep", "arm", "seed", "trial_id", "task", "epoch"]).reset_index(drop=True)
+    return records_frame(records_table(frame))

@@ -84,40 +84,61 @@ def driver_running(folder: StoragePath) -> bool | None:
     return False
 
 
-def sweep_status(path: str | Path) -> str:
-    """A text report: counts by state, per-trial last task and accuracy, errors with their last line."""
+def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live: bool | None) -> dict:
+    """One trial's entry of `status_data`: its state as shown (DIVERGED, INTERRUPTED beside Tune's), last
+    record and, for an errored trial, the exception (the last line of Tune's error.txt)."""
+    last = last_row(trial_dir) if trial_dir else None
+    if last and last.get("diverged"):
+        state = "DIVERGED"
+    elif state == "RUNNING" and live is False:
+        state = "INTERRUPTED"
+    error = None
+    error_file = trial_dir / "error.txt" if trial_dir else None
+    if error_file is not None and error_file.exists() and state == "ERROR":
+        # the exception itself is the last line; the first is Tune's "Failure # 1 (occurred at ...)"
+        error = next((l for l in reversed(error_file.read_text().splitlines()) if l.strip()), "").strip()
+    return {"trial_id": trial_id, "name": trial_dir.name if trial_dir else trial_id, "state": state,
+            "task": last["task"] if last else None, "tasks": last["tasks"] if last else None,
+            "epoch": last["epoch"] if last else None, "test_accuracy": last["test_accuracy"] if last else None,
+            "error": error}
+
+
+def status_data(path: str | Path) -> dict:
+    """A sweep's state as one JSON-ready object (`lop sweep status --json`; keys in docs/analysis.md)."""
     folder = location(path)
     manifest = Manifest.read(folder)
     states = tune_states(folder)
     live = driver_running(folder)
-    lines, counts = [], Counter()
     folders = trial_dirs(folder)
-    for trial_id in sorted(set(states) | set(folders)):
-        state = states.get(trial_id, "PENDING")
-        trial_dir = folders.get(trial_id)
-        last = last_row(trial_dir) if trial_dir else None
-        if last and last.get("diverged"):
-            state = "DIVERGED"
-        elif state == "RUNNING" and live is False:
-            state = "INTERRUPTED"
-        counts[state] += 1
-        name = trial_dir.name if trial_dir else trial_id
-        if last:
-            detail = f"task {last['task'] + 1}/{last['tasks']} epoch {last['epoch'] + 1}  test acc {last['test_accuracy']:.3f}"
-        else:
-            detail = "no results yet"
-        error_file = trial_dir / "error.txt" if trial_dir else None
-        if error_file is not None and error_file.exists() and state == "ERROR":
-            # the exception itself is the last line; the first is Tune's "Failure # 1 (occurred at ...)"
-            last = next((l for l in reversed(error_file.read_text().splitlines()) if l.strip()), "")
-            detail += f"  error: {last.strip()[:160]}"
-        lines.append(f"  {name:<36} {state:<11} {detail}")
-    pending = manifest.trials - sum(counts.values())
+    trials = [trial_summary(trial_id, states.get(trial_id, "PENDING"), folders.get(trial_id), live)
+              for trial_id in sorted(set(states) | set(folders))]
+    counts = Counter(trial["state"] for trial in trials)
+    pending = manifest.trials - len(trials)
     if pending > 0:
         counts["PENDING"] += pending
-    summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-    head = [f"sweep {manifest.sweep} ({manifest.title}), scale {manifest.scale}, {manifest.trials} trials at {folder}",
-            f"driver: {DRIVER_STATES[live]}; {summary}"]
-    if counts["INTERRUPTED"] or counts["ERROR"] or (pending and not live):
-        head.append(f"finish it with: lop sweep resume {folder}")
+    resumable = bool(counts["INTERRUPTED"] or counts["ERROR"] or (pending > 0 and not live))
+    return {"sweep": manifest.sweep, "title": manifest.title, "scale": manifest.scale, "folder": str(folder),
+            "planned_trials": manifest.trials, "driver": DRIVER_STATES[live], "driver_running": live,
+            "counts": dict(sorted(counts.items())), "resume": f"lop sweep resume {folder}" if resumable else None,
+            "trials": trials}
+
+
+def sweep_status(path: str | Path) -> str:
+    """A text report: counts by state, per-trial last task and accuracy, errors with their last line."""
+    data = status_data(path)
+    lines = []
+    for trial in data["trials"]:
+        if trial["task"] is None:
+            detail = "no results yet"
+        else:
+            detail = (f"task {trial['task'] + 1}/{trial['tasks']} epoch {trial['epoch'] + 1}  "
+                      f"test acc {trial['test_accuracy']:.3f}")
+        if trial["error"] is not None:
+            detail += f"  error: {trial['error'][:160]}"
+        lines.append(f"  {trial['name']:<36} {trial['state']:<11} {detail}")
+    summary = ", ".join(f"{n} {s.lower()}" for s, n in data["counts"].items())
+    head = [f"sweep {data['sweep']} ({data['title']}), scale {data['scale']}, {data['planned_trials']} trials at "
+            f"{data['folder']}", f"driver: {data['driver']}; {summary}"]
+    if data["resume"]:
+        head.append(f"finish it with: {data['resume']}")
     return "\n".join(head + lines)

@@ -75,7 +75,8 @@ def yaml_sweep(path: Path) -> Sweep:
     try:
         sweep = Sweep(name=str(data["name"]), title=str(data.get("title", data["name"])), base=data.get("base") or {},
                       arms=_mapping(path, "arms", data["arms"]), scales=scales, notes=data.get("notes") or {},
-                      scale_arms={k: tuple(v) for k, v in (data.get("scale_arms") or {}).items()})
+                      scale_arms={k: tuple(v) for k, v in (data.get("scale_arms") or {}).items()},
+                      source=str(path.resolve()))
     except TypeError as error:
         raise ConfigError(f"{path}: {error}") from None
     try:

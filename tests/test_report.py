@@ -303,7 +303,7 @@ def test_a_compact_export_of_another_schema_is_refused_with_the_fix(sweep, tmp_p
     out = tmp_path / "report"
     run = lop("report", str(old), str(plain), "--out", str(out), env=ray_env)
     assert run.returncode == 2 and not out.exists()
-    assert "schema version 0, this lop reads version 1" in run.stderr and "re-export it" in run.stderr
+    assert "schema version 0, this lop reads version(s) 1, 2" in run.stderr and "re-export it" in run.stderr
     assert "is not a compact export" in run.stderr
 
 

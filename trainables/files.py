@@ -7,8 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import pandas as pd
-
 from lopmodels.errors import ConfigError
 
 
@@ -31,12 +29,6 @@ def write_bytes(target: Path, data: bytes, sync: bool = False) -> None:
         if sync:
             f.flush()
             os.fsync(f.fileno())
-
-
-def write_parquet(frame: pd.DataFrame, target: Path) -> None:
-    """`frame` as a parquet file at `target`, replaced in one step."""
-    with replacing(target) as tmp:
-        frame.to_parquet(tmp, index=False)
 
 
 def check_output(target: Path, *, force: bool, option: str = "--out") -> None:

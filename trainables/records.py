@@ -39,10 +39,12 @@ def provenance(data: Dataset, device: torch.device) -> dict[str, Any]:
 
 
 def record_row(cfg: TrialConfig, record: EpochRecord, *, sweep: str, arm: str, trial_id: str,
-               data: Dataset, extra: dict[str, Any]) -> dict[str, Any]:
-    """One row: ids, the resolved config's columns, the epoch's metrics, then provenance (`extra`)."""
+               data: Dataset, extra: dict[str, Any], replicate: int | None = None) -> dict[str, Any]:
+    """One row: ids, the resolved config's columns, the epoch's metrics, then provenance (`extra`); the columns
+    and their order are `trainables.schema`'s. `replicate`: the sweep's replicate (default: the seed)."""
     columns = cfg.resolved().columns()
     columns["tokenizer"] = data.tokenizer  # e.g. "bpe-8192"; None for images
     if data.kind == "image":
         columns["vocab_size"] = None
-    return {"sweep": sweep, "arm": arm, "trial_id": trial_id, **columns, **record.as_dict(), **extra}
+    return {"sweep": sweep, "arm": arm, "replicate": cfg.seed if replicate is None else replicate,
+            "trial_id": trial_id, **columns, **record.as_dict(), **extra}

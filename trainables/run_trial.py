@@ -1,4 +1,5 @@
-"""One trial in-process, without Ray: what `lop trial` runs. Rows go to a parquet file after every task."""
+"""One trial in-process, without Ray: what `lop trial` runs. Rows go to a parquet file after every task, in the
+results schema (`trainables.schema`), so a trial's file concatenates with any export."""
 from __future__ import annotations
 
 import sys
@@ -10,9 +11,9 @@ import pandas as pd
 
 from trainables import data as datasets
 from trainables.config import SWITCHES, TrialConfig
-from trainables.files import write_parquet
 from trainables.loop import resolve_device, run_stream
 from trainables.records import provenance, record_row
+from trainables.schema import write_records
 from trainables.stream_data import resolve
 
 
@@ -38,7 +39,7 @@ def run_trial(cfg: TrialConfig, out: Path, *, data_dir: Path | None = None,
         rows.append(record_row(resolved, record, sweep="trial", arm=resolved.mitigation, trial_id=trial_id,
                                data=data, extra=extra))
         if record.last_epoch_of_task:
-            write_parquet(pd.DataFrame(rows), out)
+            write_records(pd.DataFrame(rows), out)
             task_seconds = sum(r["seconds"] for r in rows if r["task"] == record.task)
             status = "  DIVERGED (non-finite loss): trial stopped" if record.diverged else ""
             echo(f"task {record.task + 1:>3}/{resolved.tasks}  classes {','.join(record.task_classes):<40} "

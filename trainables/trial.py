@@ -49,7 +49,7 @@ def lop_trial(config: dict[str, Any]) -> None:
     extra = provenance(data, device)
     for record, state in run_stream(cfg, data, saved, device):
         row = record_row(cfg, record, sweep=config["sweep"], arm=run["arm"], trial_id=trial_id,
-                         data=data, extra=extra)
+                         data=data, extra=extra, replicate=run["replicate"])
         if not record.last_epoch_of_task:
             tune.report(row)
             continue

@@ -1,0 +1,133 @@
+"""A sweep whose Tune state is damaged or lost, and a resume that changes the trials' CPUs: on one interrupted
+sweep of a YAML sweep file, each fault on a copy of its folder."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.processes import LOP, kill_descendants, lop
+
+SWEEP_FILE = """
+name: faults
+title: fault injection
+base: {model: mlp, stream: mnist-reshuffle, tasks: 10, epochs_per_task: 3, train_limit: 20000, test_limit: 1000,
+       batch_size: 1000}
+arms:
+  wide: {hidden: 32}
+  narrow: {hidden: 8}
+"""
+TIMING_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]
+KEYS = ["arm", "seed", "task", "epoch"]
+
+
+def checkpointed(folder: Path) -> bool:
+    """Some trial has recorded the end of its second task (checkpointed) and still has tasks to go."""
+    for result in folder.glob("*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines()[:-1] if line.strip()]
+        if any(row["task"] >= 1 and row["epoch"] == 2 for row in rows):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, ray_env) -> Path:
+    """The sweep folder of a driver stopped by SIGTERM after some trial finished two tasks."""
+    root = tmp_path_factory.mktemp("faults")
+    (root / "faults.yaml").write_text(SWEEP_FILE)
+    driver = subprocess.Popen([*LOP, "sweep", "run", str(root / "faults.yaml"), "--scale", "paper", "--seeds", "1",
+                               "--max-concurrent", "2", "--storage", str(root), "--name", "interrupted"],
+                              env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    folder = root / "interrupted"
+    deadline = time.monotonic() + 300
+    while not checkpointed(folder) and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=120)
+    kill_descendants()
+    assert driver.returncode == 1 and "sweep stopped" in stderr, stderr[-3000:]
+    return folder
+
+
+def copy(folder: Path, tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name / folder.name
+    shutil.copytree(folder, target)
+    return target
+
+
+def export(folder: Path, env: dict) -> pd.DataFrame:
+    out = folder.parent / f"{folder.name}.parquet"
+    run = lop("results", "export", str(folder), "--out", str(out), "--force", env=env)
+    assert run.returncode == 0, run.stderr
+    return pd.read_parquet(out).sort_values(KEYS).reset_index(drop=True)
+
+
+def truncate(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def snapshots(folder: Path) -> list[Path]:
+    return sorted(folder.glob("experiment_state-*.json"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_tune_state_that_cannot_be_restored_gets_the_command_that_runs_the_trials_again(
+        interrupted, tmp_path, ray_env, damage):
+    folder = copy(interrupted, tmp_path, damage)
+    before = export(folder, ray_env)
+    for snapshot in snapshots(folder):
+        truncate(snapshot) if damage == "truncated" else snapshot.unlink()
+    resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=120)
+    assert resumed.returncode == 2 and len(resumed.stderr.strip().splitlines()) == 1, resumed.stderr[-3000:]
+    assert (f"`lop sweep run {interrupted.parent / 'faults.yaml'} --scale paper --arms narrow,wide --seeds 1 --storage "
+            f"{folder.parent} --name interrupted-again") in resumed.stderr, resumed.stderr
+    assert "lop results export" in resumed.stderr
+    pd.testing.assert_frame_equal(export(folder, ray_env), before)  # nothing lost, nothing added
+
+
+def test_a_damaged_newest_tune_state_is_set_aside_and_the_older_one_resumes_to_the_same_records(
+        interrupted, tmp_path, ray_env):
+    reference = copy(interrupted, tmp_path, "reference")
+    assert lop("sweep", "resume", str(reference), env=ray_env, timeout=400).returncode == 0
+    kill_descendants()
+    folder = copy(interrupted, tmp_path, "damaged")
+    newest = snapshots(folder)[-1]
+    shutil.copy(newest, folder / "experiment_state-2000-01-01_00-00-00.json")  # an older driver's copy
+    truncate(newest)
+    resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
+    kill_descendants()
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{newest.name} is damaged (set aside as {newest.name}.damaged)" in resumed.stderr
+    assert (folder / f"{newest.name}.damaged").is_file()  # kept, never deleted
+    records = export(folder, ray_env)
+    assert len(records) == 2 * 10 * 3
+    pd.testing.assert_frame_equal(records.drop(columns=TIMING_COLUMNS),
+                                  export(reference, ray_env).drop(columns=TIMING_COLUMNS))
+
+
+def test_resume_changes_the_cpus_each_trial_asks_for_and_the_restored_trials_get_them(interrupted, tmp_path, ray_env):
+    folder = copy(interrupted, tmp_path, "cpus")
+    done = export(folder, ray_env)
+    refused = lop("sweep", "resume", str(folder), "--cpus-per-trial", "64", env=ray_env, timeout=120)
+    kill_descendants()
+    assert refused.returncode == 2 and "--cpus-per-trial 64" in refused.stderr, refused.stderr[-3000:]
+    resumed = lop("sweep", "resume", str(folder), "--cpus-per-trial", "2", "--max-concurrent", "1", env=ray_env,
+                  timeout=400)
+    kill_descendants()
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trials now ask for 2 CPU(s) and 0 GPU(s) each (were 1 and 0)" in resumed.stderr
+    assert json.loads((folder / "lop-sweep.json").read_text())["cpus_per_trial"] == 2
+    records = export(folder, ray_env)
+    ahead = done.loc[(done["task"] == 1) & (done["epoch"] == 2), "arm"]  # checkpointed its first task before
+    before = records[records["arm"].isin(ahead) & (records["task"] == 0)]
+    after = records[records["task"] == records["tasks"] - 1]  # every trial's last task ran after the resume
+    assert len(before) and (before["threads"] == 1).all() and (after["threads"] == 2).all()
+    assert len(records) == 2 * 10 * 3
