@@ -8,6 +8,7 @@ refuses such addresses with the way round (`check_address`).
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,25 @@ TUNE_DEFAULTS = {
 
 
 def set_tune_defaults() -> None:
-    """Set TUNE_DEFAULTS where the user has not: called when a sweep starts or resumes, before its Tuner."""
+    """Set TUNE_DEFAULTS where the user has not, and hide Tune's resume hint: called when a sweep starts or
+    resumes, before its Tuner."""
     for key, value in TUNE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    logging.getLogger(TUNE_LOGGER).addFilter(HIDE_RESUME_HINT)  # once: a filter already there is not added again
+
+
+# An interrupted `Tuner.fit()` logs "Resume experiment with: Tuner.restore(path=..., trainable=...)" (ray.tune.tune),
+# which cannot continue a lop sweep by itself; `launch.summarize` prints the `lop sweep resume` that does.
+TUNE_LOGGER = "ray.tune.tune"
+TUNE_RESUME_HINT = "Resume experiment with:"
+
+
+class HideResumeHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return TUNE_RESUME_HINT not in record.getMessage()
+
+
+HIDE_RESUME_HINT = HideResumeHint()
 
 
 def check_address(address: str | None) -> None:

@@ -33,6 +33,20 @@ def test_a_restored_tuners_concurrency_lives_where_the_adapter_sets_it():
             in inspect.getsource(TunerInternal._get_tune_run_arguments))
 
 
+def test_tunes_resume_hint_is_hidden_where_tune_logs_it():
+    import inspect
+    import logging
+
+    import ray.tune.tune
+
+    from sweeps.ray_adapter import TUNE_LOGGER, TUNE_RESUME_HINT
+    assert TUNE_RESUME_HINT in inspect.getsource(ray.tune.tune) and ray.tune.tune.logger.name == TUNE_LOGGER
+    set_tune_defaults()
+    hint = logging.LogRecord(TUNE_LOGGER, logging.WARNING, "tune.py", 1, f"saved.\n{TUNE_RESUME_HINT} x", None, None)
+    other = logging.LogRecord(TUNE_LOGGER, logging.WARNING, "tune.py", 1, "something else", None, None)
+    assert not ray.tune.tune.logger.filter(hint) and ray.tune.tune.logger.filter(other)
+
+
 def test_tune_defaults_are_set_when_a_sweep_starts_and_never_over_a_users_value(monkeypatch):
     import sweeps.launch  # noqa: F401  (importing the driver sets nothing)
     for key in TUNE_DEFAULTS:

@@ -292,6 +292,7 @@ def test_sigterm_stops_a_sweep_cleanly_with_the_resume_command(tmp_path, ray_env
             os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 1, stderr[-3000:]
     assert "sweep stopped:" in stderr and f"lop sweep resume {folder}" in stderr and "Fatal Python" not in stderr
+    assert "Tuner.restore" not in stderr  # Tune's own hint, which cannot resume a lop sweep, is ours instead
     deadline = time.monotonic() + 30  # Ray's daemons exit a moment after the driver
     while session_processes(driver.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
