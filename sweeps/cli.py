@@ -194,7 +194,7 @@ def sweep_run(name: str, scale: str, seeds: int | None, seed_start: int, arms: s
 def sweep_resume(path: str, address: str | None, max_concurrent: int | None, cpus_per_trial: float | None,
                  gpus_per_trial: float | None) -> None:
     """Finish an interrupted sweep: finished trials stay, interrupted ones continue from their last task."""
-    from sweeps.launch import resume_sweep
+    from sweeps.resume import resume_sweep
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be at least 1, got {max_concurrent}")
     sys.exit(resume_sweep(path, address=address, max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,

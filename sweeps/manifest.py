@@ -11,9 +11,10 @@ import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
-from lopmodels.errors import ConfigError, NoResults, SweepLocked
+from lopmodels.errors import ConfigError, NoResults, StorageUnreachable, SweepLocked
 from sweeps.storage import StoragePath, local_path, write_text_atomic
 
 MANIFEST = "lop-sweep.json"
@@ -110,3 +111,24 @@ class DriverLock:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
+
+
+def refuse_existing(folder: StoragePath) -> None:
+    """Never overwrite results: a folder that holds a sweep is resumed, not run again."""
+    if is_sweep(folder) or (folder / "tuner.pkl").exists():
+        raise ConfigError(f"a sweep already exists at {folder}; resume it with `lop sweep resume {folder}` "
+                          "or choose another --name")
+
+
+def claim_folder(folder: StoragePath, storage: str | Path) -> bool:
+    """Create the sweep's folder (True if this call made it); refuse one that cannot be written."""
+    existed = folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageUnreachable(f"cannot write --storage {storage}: {error.strerror or error}; "
+                                 "choose a writable folder") from None
+    local = local_path(folder)
+    if local is not None and not os.access(local, os.W_OK):
+        raise StorageUnreachable(f"cannot write --storage {storage}; choose a writable folder")
+    return not existed

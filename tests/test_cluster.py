@@ -179,7 +179,7 @@ def test_address_with_no_cluster_fails_within_seconds(tmp_path):
 
 
 def test_gpu_share_is_checked_against_the_largest_node_and_the_autoscaler(tmp_path, monkeypatch):
-    from sweeps.launch import autoscaler_node_gpus, gpu_shortfall
+    from sweeps.cluster import autoscaler_node_gpus, gpu_shortfall
     assert gpu_shortfall(0.25, [1.0], []) is None and gpu_shortfall(1, [0.0, 1.0], []) is None
     assert "no GPU on any of its 2 node(s)" in gpu_shortfall(0.25, [0.0, 0.0], [])
     assert "2 GPU(s) in all, at most 1 on one node; give at most 1" in gpu_shortfall(2, [1.0, 1.0], [])

@@ -77,6 +77,6 @@ def test_the_autoscaler_config_reads_on_a_plain_local_ray():
     from sweeps.ray_adapter import autoscaler_config
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        assert autoscaler_config() is None  # no autoscaler: the launcher's file is the fallback (sweeps/launch.py)
+        assert autoscaler_config() is None  # no autoscaler: the launcher's file is the fallback (sweeps/cluster.py)
     finally:
         ray.shutdown()

@@ -247,7 +247,7 @@ def test_bad_sweep_input_exits_2(args, message):
 
 
 def test_cpu_requests_no_node_can_meet_are_refused_with_what_the_cluster_offers():
-    from sweeps.launch import cpu_shortfall
+    from sweeps.cluster import cpu_shortfall
     assert cpu_shortfall(2, [2.0, 1.0], []) is None and cpu_shortfall(8, [2.0], [16.0]) is None
     assert cpu_shortfall(100, [2.0], [None]) is None  # a node type whose CPUs are detected on start: may fit
     assert cpu_shortfall(100, [2.0, 4.0], []) == ("--cpus-per-trial 100 is more than any node of this cluster has: "

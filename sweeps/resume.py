@@ -1,0 +1,99 @@
+"""`lop sweep resume`: finish an interrupted sweep from its folder alone. Done trials stay done; interrupted and
+errored ones continue from their last checkpoint, after the repairs a damaged folder needs (a lost checkpoint, a
+damaged Tune snapshot), with the sweep's plugins and trackers, and optionally with other resources per trial.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from ray import tune
+
+from lopmodels.errors import ConfigError
+from sweeps import loggers as trackers
+from sweeps.cluster import Resources, check_reachable, check_resources, connect
+from sweeps.launch import echo, fit, trainable
+from sweeps.manifest import DriverLock, Manifest
+from sweeps.ray_adapter import latest_checkpoints, set_max_concurrent
+from sweeps.status import all_finished, snapshot_trials, trial_dirs
+from sweeps.storage import StoragePath, local_path, location
+from sweeps.tune_state import run_command, set_aside_damaged_snapshots
+from trainables.config import TrialConfig
+from trainables.plugins import import_plugins, shipped
+
+def check_configs(folder: StoragePath, manifest: Manifest) -> None:
+    """Every trial's config must still validate with this code, before anything is restarted."""
+    for trial in snapshot_trials(folder):
+        try:
+            TrialConfig.from_dict(trial["config"]["run"]["trial"])
+        except ConfigError as error:
+            raise ConfigError(f"trial {trial['trial_id']} of {folder} no longer validates ({error}); finish it "
+                              f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
+
+
+def restore_lost_checkpoints(folder: StoragePath) -> None:
+    """Where the checkpoint Tune will restore a trial from is gone, put the trial's newest older checkpoint in
+    its place (or an empty one: the trial starts again); the records after it are re-run, and the export keeps
+    each epoch's last report, so it stays exact. Without this Tune fails the trial on every resume."""
+    local = local_path(folder)
+    if local is None:
+        return  # a bucket: Tune's own error stands
+    dirs = trial_dirs(local)
+    for trial_id, name in latest_checkpoints(local).items():
+        trial_dir = dirs.get(trial_id)
+        if trial_dir is None or (trial_dir / name).exists():
+            continue
+        older = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir() and p.name < name)
+        if older:
+            shutil.copytree(older[-1], trial_dir / name)
+            echo(f"trial {trial_dir.name}: {name} is missing; it resumes from {older[-1].name} and re-runs the "
+                 "tasks after it")
+        else:
+            (trial_dir / name).mkdir()
+            echo(f"trial {trial_dir.name}: {name} is missing and no older checkpoint is left; it starts again")
+
+
+def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None,
+                 cpus_per_trial: float | None = None, gpus_per_trial: float | None = None) -> int:
+    """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task.
+
+    `cpus_per_trial`/`gpus_per_trial` change what the trials ask for (a request the cluster can never meet is
+    how a sweep gets stuck); the restored trials take them from the trainable given to Tune, and the manifest
+    records them for the next resume."""
+    folder = location(folder)
+    manifest = Manifest.read(folder)
+    plugins = import_plugins(manifest.plugins)  # before the configs are checked: they may name its entries
+    for name in manifest.loggers:  # tuner.pkl rebuilds them: their packages must be here, before Ray starts
+        trackers.check_installed(name)
+    if not tune.Tuner.can_restore(str(folder)):
+        raise ConfigError(f"{folder} has a manifest but no Tune state; move the folder aside (its records, if "
+                          f"any, stay readable) and start the sweep anew with `{run_command(manifest, folder)}`")
+    check_configs(folder, manifest)
+    if all_finished(folder, manifest.trials):  # nothing to restart: no Ray, no new files
+        echo(f"sweep {manifest.sweep} at {folder} is finished: {manifest.trials} trials done, 0 errored; "
+             f"nothing to resume (inspect: lop sweep status {folder})")
+        return 0
+    resources = Resources(manifest.cpus_per_trial if cpus_per_trial is None else cpus_per_trial,
+                          manifest.gpus_per_trial if gpus_per_trial is None else gpus_per_trial,
+                          max_concurrent or manifest.max_concurrent, manifest.max_failures)
+    with DriverLock(folder):
+        local = local_path(folder)
+        if local is not None:
+            set_aside_damaged_snapshots(local, manifest, echo)
+        restore_lost_checkpoints(folder)
+        connect(address, ship=shipped(plugins))
+        check_resources(resources)
+        check_reachable(folder)
+        changed = (resources.cpus_per_trial, resources.gpus_per_trial) != (manifest.cpus_per_trial,
+                                                                           manifest.gpus_per_trial)
+        if changed:
+            dataclasses.replace(manifest, cpus_per_trial=resources.cpus_per_trial,
+                                gpus_per_trial=resources.gpus_per_trial).write(folder)
+            echo(f"trials now ask for {resources.cpus_per_trial:g} CPU(s) and {resources.gpus_per_trial:g} GPU(s) "
+                 f"each (were {manifest.cpus_per_trial:g} and {manifest.gpus_per_trial:g})")
+        tuner = tune.Tuner.restore(str(folder), trainable=trainable(resources), resume_errored=True)
+        if max_concurrent is not None:
+            set_max_concurrent(tuner, max_concurrent)
+        echo(f"resuming sweep {manifest.sweep} at {folder}: {manifest.trials} trials")
+        return fit(tuner, folder, manifest.trials)
