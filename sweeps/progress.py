@@ -14,6 +14,7 @@ from typing import Any
 
 from ray import tune
 
+from sweeps.status import exception_line
 from trainables.streams import accuracy_measure
 
 REDRAW_EVERY_SECONDS = 1.0  # on a terminal
@@ -133,9 +134,6 @@ class Progress(tune.Callback):
 
 
 def last_error_line(trial: Any) -> str:
-    """The last line of the trial's error file (the exception itself, not Ray's traceback), else a pointer."""
-    try:
-        lines = [line.strip() for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
-    except (OSError, TypeError):
-        lines = []
-    return lines[-1][:300] if lines else "see `lop sweep status`"
+    """The exception of the trial's error file (not Ray's traceback), else a pointer."""
+    line = exception_line(Path(trial.error_file)) if trial.error_file else None
+    return line[:300] if line else "see `lop sweep status`"

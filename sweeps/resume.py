@@ -22,6 +22,7 @@ from sweeps.tune_state import run_command, set_aside_damaged_snapshots
 from trainables.config import TrialConfig
 from trainables.plugins import import_plugins, shipped
 
+
 def check_configs(folder: StoragePath, manifest: Manifest) -> None:
     """Every trial's config must still validate with this code, before anything is restarted."""
     for trial in snapshot_trials(folder):

@@ -84,6 +84,15 @@ def driver_running(folder: StoragePath) -> bool | None:
     return False
 
 
+def exception_line(error_file: StoragePath) -> str | None:
+    """The last line of a Tune error file: the exception itself (the first is "Failure # 1 (occurred at ...)")."""
+    try:
+        lines = [line.strip() for line in error_file.read_text().splitlines() if line.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
 def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live: bool | None) -> dict:
     """One trial's entry of `status_data`: its state as shown (DIVERGED, INTERRUPTED beside Tune's), last
     record and, for an errored trial, the exception (the last line of Tune's error.txt)."""
@@ -92,11 +101,7 @@ def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live
         state = "DIVERGED"
     elif state == "RUNNING" and live is False:
         state = "INTERRUPTED"
-    error = None
-    error_file = trial_dir / "error.txt" if trial_dir else None
-    if error_file is not None and error_file.exists() and state == "ERROR":
-        # the exception itself is the last line; the first is Tune's "Failure # 1 (occurred at ...)"
-        error = next((l for l in reversed(error_file.read_text().splitlines()) if l.strip()), "").strip()
+    error = exception_line(trial_dir / "error.txt") if trial_dir and state == "ERROR" else None
     return {"trial_id": trial_id, "name": trial_dir.name if trial_dir else trial_id, "state": state,
             "task": last["task"] if last else None, "tasks": last["tasks"] if last else None,
             "epoch": last["epoch"] if last else None, "test_accuracy": last["test_accuracy"] if last else None,

@@ -3,7 +3,7 @@
 Tune restores an experiment from its newest `experiment_state-*.json` (one per driver session, rewritten as the
 sweep runs). A truncated newest copy makes Tune start the experiment again from nothing and then crash; so a
 damaged copy is set aside (renamed, never deleted) and Tune restores the newest copy that reads: trials then
-continue from the checkpoints that copy names (`launch.restore_lost_checkpoints` repairs those that are gone),
+continue from the checkpoints that copy names (`resume.restore_lost_checkpoints` repairs those that are gone),
 and the records of the tasks they re-run replace the earlier ones in the export, so it stays exact.
 """
 from __future__ import annotations
