@@ -270,11 +270,20 @@ def results_export(path: str, out: Path, fmt: str, compact: bool, force: bool) -
     check_output(out, force=force)
     manifest = Manifest.read(location(path)) if compact else None
     frame = load_results(path)
+    warn_damaged(path)
     if manifest is not None:
         frame = write_compact(frame, manifest, out)
     else:
         write_records(frame, out, fmt)
     click.echo(f"wrote {len(frame)} rows ({frame['trial_id'].nunique()} trials) to {out}", err=True)
+
+
+def warn_damaged(path: str | Path) -> None:
+    """Name each trial whose records have gaps: what is read from it is short (`lop sweep resume` re-runs it)."""
+    from sweeps.status import damaged_trials
+    from sweeps.storage import location
+    for damage in damaged_trials(location(path)).values():
+        click.echo(f"warning: {damage.line(path)}; its records are read as far as they go", err=True)
 
 
 @main.command("report")
@@ -293,6 +302,9 @@ def report(paths: tuple[Path, ...], out: Path, force: bool) -> None:
         raise ConfigError(f"--out {out} holds a report; give another folder or --force to replace it")
     nearest = next(folder for folder in (out, *out.parents) if folder.exists())  # where the folders will be made
     check_output(nearest / "report.md", force=True)
+    for path in paths:
+        if path.is_dir():
+            warn_damaged(path)
     problems = write_report(list(paths), out, echo=lambda line: click.echo(line, err=True))
     if problems:
         raise ConfigError("; ".join(problems))

@@ -23,7 +23,7 @@ from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replic
 from sweeps.cluster import Resources, check_reachable, check_resources, connect, shutdown
 from sweeps.manifest import DriverLock, Manifest, claim_folder, refuse_existing
 from sweeps.progress import Progress, trial_label
-from sweeps.status import is_finished
+from sweeps.record_check import is_finished
 from sweeps.storage import StoragePath, location
 from trainables import data as datasets
 from trainables.overrides import apply_overrides

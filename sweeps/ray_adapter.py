@@ -92,6 +92,28 @@ def latest_checkpoints(folder: Path) -> dict[str, str]:
     return {}
 
 
+def requeue_finished(folder: Path, trial_ids: set[str]) -> None:
+    """Mark finished trials as errored in the newest experiment snapshot, so that `Tuner.restore(...,
+    resume_errored=True)` runs them again from the checkpoint Tune recorded (private: the `status` of each trial's
+    JSON state in `trial_data`; Tune restores TERMINATED trials as done, whatever their records)."""
+    import json
+    import os
+
+    snapshot = sorted(folder.glob("experiment_state-*.json"))[-1]  # the one Tune restores: damaged ones are set aside
+    state = json.loads(snapshot.read_text())
+    rows = []
+    for trial_json, metadata_json in state["trial_data"]:
+        trial = json.loads(trial_json)
+        if trial["trial_id"] in trial_ids:
+            trial["status"] = "ERROR"
+            trial_json = json.dumps(trial)
+        rows.append([trial_json, metadata_json])
+    state["trial_data"] = rows
+    staged = snapshot.with_name(snapshot.name + ".tmp")
+    staged.write_text(json.dumps(state))
+    os.replace(staged, snapshot)
+
+
 def autoscaler_config() -> Any | None:
     """The cluster's autoscaler config (node groups with their resources) where the v2 autoscaler or KubeRay set
     one, else None (private: `ray._private.state.state.get_cluster_config`)."""

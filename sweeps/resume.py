@@ -15,12 +15,13 @@ from sweeps import loggers as trackers
 from sweeps.cluster import Resources, check_reachable, check_resources, connect
 from sweeps.launch import echo, fit, trainable
 from sweeps.manifest import DriverLock, Manifest
-from sweeps.ray_adapter import latest_checkpoints, set_max_concurrent
-from sweeps.status import all_finished, snapshot_trials, trial_dirs
+from sweeps.ray_adapter import latest_checkpoints, requeue_finished, set_max_concurrent
+from sweeps.status import all_finished, damaged_trials, snapshot_trials, trial_dirs, tune_states
 from sweeps.storage import StoragePath, local_path, location
 from sweeps.tune_state import run_command, set_aside_damaged_snapshots
 from trainables.config import TrialConfig
 from trainables.plugins import import_plugins, shipped
+from trainables.trial import STATE_FILE
 
 
 def check_configs(folder: StoragePath, manifest: Manifest) -> None:
@@ -55,6 +56,41 @@ def restore_lost_checkpoints(folder: StoragePath) -> None:
             echo(f"trial {trial_dir.name}: {name} is missing and no older checkpoint is left; it starts again")
 
 
+def checkpoint_task(checkpoint: Path) -> int | None:
+    """The task a kept checkpoint would resume at (None: an empty stand-in, which starts the trial again)."""
+    import torch
+    state_file = checkpoint / STATE_FILE
+    return torch.load(state_file, map_location="cpu", weights_only=False)["next_task"] if state_file.exists() else None
+
+
+def rerun_damaged_records(folder: StoragePath) -> None:
+    """A trial whose records have gaps (`sweeps.record_check`) runs again from its newest kept checkpoint before
+    the first gap, put where Tune will restore it from (or from its start: Tune keeps only the last checkpoints);
+    a finished one is requeued. It re-reports every epoch after that checkpoint, which the export keeps."""
+    local = local_path(folder)
+    damaged = damaged_trials(folder)
+    if not damaged:
+        return
+    if local is None:
+        raise ConfigError(f"{len(damaged)} trial(s) of {folder} have damaged records ({next(iter(damaged.values())).describe()}, "
+                          "...); a sweep in a bucket is repaired on a local copy: copy it to a folder, resume "
+                          "that, and copy it back")
+    dirs, latest, states = trial_dirs(local), latest_checkpoints(local), tune_states(local)
+    for trial_id, damage in damaged.items():
+        trial_dir, name = dirs[trial_id], latest.get(trial_id)
+        if name is not None:
+            kept = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir())
+            usable = [p for p in kept if (checkpoint_task(p) or 0) <= damage.first_task]
+            start = usable[-1] if usable else None
+            if start is None or start.name != name:
+                shutil.rmtree(trial_dir / name, ignore_errors=True)
+                shutil.copytree(start, trial_dir / name) if start is not None else (trial_dir / name).mkdir()
+        resumes_at = checkpoint_task(trial_dir / name) if name is not None else None
+        echo(f"trial {trial_dir.name}: its records are damaged ({damage.describe()}); it re-runs from "
+             + (f"task {resumes_at + 1}" if resumes_at else "its start"))
+    requeue_finished(local, {trial_id for trial_id in damaged if states.get(trial_id) == "TERMINATED"})
+
+
 def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int | None,
                  cpus_per_trial: float | None = None, gpus_per_trial: float | None = None) -> int:
     """Finish an interrupted sweep: done trials stay done, interrupted ones continue from their last task.
@@ -82,6 +118,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         local = local_path(folder)
         if local is not None:
             set_aside_damaged_snapshots(local, manifest, echo)
+        rerun_damaged_records(folder)
         restore_lost_checkpoints(folder)
         connect(address, ship=shipped(plugins))
         check_resources(resources)

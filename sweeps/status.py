@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from sweeps.record_check import Damage, is_finished, trial_damage
 from sweeps.results import RESULT_FILE, latest_attempts, read_rows
 from sweeps.manifest import LOCK, Manifest
 from sweeps.storage import StoragePath, local_path, location
@@ -46,19 +47,19 @@ def last_rows(folder: StoragePath) -> dict[str, dict]:
     return {trial_id: row for trial_id, row in rows.items() if row is not None}
 
 
-def is_finished(row: dict | None) -> bool:
-    """A trial's last record says it ran its last epoch of its last task, or diverged."""
-    if not row or "task" not in row:
-        return False
-    return bool(row.get("diverged")) or (row["task"] == row["tasks"] - 1
-                                         and row["epoch"] == row["epochs_per_task"] - 1)
-
-
 def all_finished(folder: StoragePath, trials: int) -> bool:
-    """Every one of the sweep's `trials` is TERMINATED in Tune's snapshot and its records say it finished."""
+    """Every one of the sweep's `trials` is TERMINATED in Tune's snapshot and its records, whole, say it finished."""
     states, rows = tune_states(folder), last_rows(folder)
-    return len(states) == trials and all(state == "TERMINATED" and is_finished(rows.get(trial_id))
-                                         for trial_id, state in states.items())
+    return (len(states) == trials and not damaged_trials(folder)
+            and all(state == "TERMINATED" and is_finished(rows.get(trial_id)) for trial_id, state in states.items()))
+
+
+def damaged_trials(folder: StoragePath) -> dict[str, Damage]:
+    """trial id -> what its records lack, for every trial whose `result.json` has gaps (sweeps.record_check)."""
+    states = tune_states(folder)
+    found = {trial_id: trial_damage(trial_dir, finished=states.get(trial_id) == "TERMINATED")
+             for trial_id, trial_dir in trial_dirs(folder).items()}
+    return {trial_id: damage for trial_id, damage in found.items() if damage is not None}
 
 
 def tune_states(folder: StoragePath) -> dict[str, str]:
@@ -93,9 +94,10 @@ def exception_line(error_file: StoragePath) -> str | None:
     return lines[-1] if lines else None
 
 
-def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live: bool | None) -> dict:
+def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live: bool | None,
+                  damage: Damage | None = None) -> dict:
     """One trial's entry of `status_data`: its state as shown (DIVERGED, INTERRUPTED beside Tune's), last
-    record and, for an errored trial, the exception (the last line of Tune's error.txt)."""
+    record, for an errored trial the exception (the last line of Tune's error.txt), and damaged records."""
     last = last_row(trial_dir) if trial_dir else None
     if last and last.get("diverged"):
         state = "DIVERGED"
@@ -105,7 +107,7 @@ def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live
     return {"trial_id": trial_id, "name": trial_dir.name if trial_dir else trial_id, "state": state,
             "task": last["task"] if last else None, "tasks": last["tasks"] if last else None,
             "epoch": last["epoch"] if last else None, "test_accuracy": last["test_accuracy"] if last else None,
-            "error": error}
+            "error": error, "damaged_records": damage.describe() if damage else None}
 
 
 def status_data(path: str | Path) -> dict:
@@ -115,16 +117,18 @@ def status_data(path: str | Path) -> dict:
     states = tune_states(folder)
     live = driver_running(folder)
     folders = trial_dirs(folder)
-    trials = [trial_summary(trial_id, states.get(trial_id, "PENDING"), folders.get(trial_id), live)
-              for trial_id in sorted(set(states) | set(folders))]
+    damaged = damaged_trials(folder)
+    trials = [trial_summary(trial_id, states.get(trial_id, "PENDING"), folders.get(trial_id), live,
+                            damaged.get(trial_id)) for trial_id in sorted(set(states) | set(folders))]
     counts = Counter(trial["state"] for trial in trials)
     pending = manifest.trials - len(trials)
     if pending > 0:
         counts["PENDING"] += pending
-    resumable = bool(counts["INTERRUPTED"] or counts["ERROR"] or (pending > 0 and not live))
+    resumable = bool(counts["INTERRUPTED"] or counts["ERROR"] or damaged or (pending > 0 and not live))
     return {"sweep": manifest.sweep, "title": manifest.title, "scale": manifest.scale, "folder": str(folder),
             "planned_trials": manifest.trials, "driver": DRIVER_STATES[live], "driver_running": live,
-            "counts": dict(sorted(counts.items())), "resume": f"lop sweep resume {folder}" if resumable else None,
+            "counts": dict(sorted(counts.items())), "damaged_records": len(damaged),
+            "resume": f"lop sweep resume {folder}" if resumable else None,
             "trials": trials}
 
 
@@ -140,8 +144,12 @@ def sweep_status(path: str | Path) -> str:
                       f"test acc {trial['test_accuracy']:.3f}")
         if trial["error"] is not None:
             detail += f"  error: {trial['error'][:160]}"
+        if trial["damaged_records"] is not None:
+            detail += f"  records damaged: {trial['damaged_records']}"
         lines.append(f"  {trial['name']:<36} {trial['state']:<11} {detail}")
     summary = ", ".join(f"{n} {s.lower()}" for s, n in data["counts"].items())
+    if data["damaged_records"]:
+        summary += f"; {data['damaged_records']} with damaged records"
     head = [f"sweep {data['sweep']} ({data['title']}), scale {data['scale']}, {data['planned_trials']} trials at "
             f"{data['folder']}", f"driver: {data['driver']}; {summary}"]
     if data["resume"]:

@@ -56,6 +56,15 @@ def interrupted(tmp_path_factory, ray_env) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def finished(interrupted, tmp_path_factory, ray_env) -> Path:
+    """The interrupted sweep, resumed to its end: the records every repair must reproduce."""
+    folder = copy(interrupted, tmp_path_factory.mktemp("finished"), "reference")
+    assert lop("sweep", "resume", str(folder), env=ray_env, timeout=400).returncode == 0
+    kill_descendants()
+    return folder
+
+
 def copy(folder: Path, tmp_path: Path, name: str) -> Path:
     target = tmp_path / name / folder.name
     shutil.copytree(folder, target)
@@ -94,10 +103,7 @@ def test_a_tune_state_that_cannot_be_restored_gets_the_command_that_runs_the_tri
 
 
 def test_a_damaged_newest_tune_state_is_set_aside_and_the_older_one_resumes_to_the_same_records(
-        interrupted, tmp_path, ray_env):
-    reference = copy(interrupted, tmp_path, "reference")
-    assert lop("sweep", "resume", str(reference), env=ray_env, timeout=400).returncode == 0
-    kill_descendants()
+        interrupted, finished, tmp_path, ray_env):
     folder = copy(interrupted, tmp_path, "damaged")
     newest = snapshots(folder)[-1]
     shutil.copy(newest, folder / "experiment_state-2000-01-01_00-00-00.json")  # an older driver's copy
@@ -110,7 +116,38 @@ def test_a_damaged_newest_tune_state_is_set_aside_and_the_older_one_resumes_to_t
     records = export(folder, ray_env)
     assert len(records) == 2 * 10 * 3
     pd.testing.assert_frame_equal(records.drop(columns=TIMING_COLUMNS),
-                                  export(reference, ray_env).drop(columns=TIMING_COLUMNS))
+                                  export(finished, ray_env).drop(columns=TIMING_COLUMNS))
+
+
+def test_damaged_records_of_finished_trials_are_named_and_re_run_to_the_same_records(finished, tmp_path, ray_env):
+    folder = copy(finished, tmp_path, "damaged-records")
+    results = sorted(folder.glob("*/result.json"))
+    lines = results[0].read_text().splitlines()  # one trial loses task 4's epochs from the middle of its file
+    results[0].write_text("\n".join(l for l in lines if json.loads(l)["task"] != 3) + "\n")
+    lines = results[1].read_text().splitlines()  # the other is cut short inside its last task
+    results[1].write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:40])
+
+    status = lop("sweep", "status", str(folder), "--json", env=ray_env)
+    data = json.loads(status.stdout)
+    assert data["damaged_records"] == 2 and data["resume"] == f"lop sweep resume {folder}", status.stdout
+    damage = {trial["name"]: trial["damaged_records"] for trial in data["trials"]}
+    assert damage == {results[0].parent.name: "3 of 30 epochs unreadable, from task 4",
+                      results[1].parent.name: "2 of 30 epochs unreadable, from task 10"}
+    out = tmp_path / "short.parquet"
+    short = lop("results", "export", str(folder), "--out", str(out), env=ray_env)
+    assert short.returncode == 0 and short.stderr.count("warning: trial ") == 2, short.stderr
+    assert f"is damaged (3 of 30 epochs unreadable, from task 4); `lop sweep resume {folder}` re-runs it" in short.stderr
+    assert len(pd.read_parquet(out)) == 2 * 10 * 3 - 5
+
+    resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
+    kill_descendants()
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"trial {results[0].parent.name}: its records are damaged" in resumed.stderr
+    assert "it re-runs from its start" in resumed.stderr and "it re-runs from task 10" in resumed.stderr
+    pd.testing.assert_frame_equal(export(folder, ray_env).drop(columns=TIMING_COLUMNS),
+                                  export(finished, ray_env).drop(columns=TIMING_COLUMNS))
+    again = lop("sweep", "resume", str(folder), env=ray_env)
+    assert again.returncode == 0 and "nothing to resume" in again.stderr, again.stderr
 
 
 def test_resume_changes_the_cpus_each_trial_asks_for_and_the_restored_trials_get_them(interrupted, tmp_path, ray_env):
