@@ -173,11 +173,13 @@ def test_status_and_list_print_one_json_object(folders, env):
     assert run.returncode == 0, run.stderr
     status = json.loads(run.stdout)
     assert set(status) == {"sweep", "title", "scale", "folder", "planned_trials", "driver", "driver_running",
-                           "counts", "resume", "trials"}
+                           "counts", "damaged_records", "resume", "trials"}
     assert status["counts"] == {"TERMINATED": 1} and status["driver_running"] is False and status["resume"] is None
+    assert status["damaged_records"] == 0
     (trial,) = status["trials"]
     assert trial["name"].startswith("l2-r1-") and (trial["task"], trial["tasks"], trial["epoch"]) == (1, 2, 1)
     assert 0 <= trial["test_accuracy"] <= 1 and trial["state"] == "TERMINATED" and trial["error"] is None
+    assert trial["damaged_records"] is None
     text = lop("sweep", "status", str(folders["mnist-l2"]), env=env).stdout
     assert "1 terminated" in text and f"epoch 2  test acc {trial['test_accuracy']:.3f}" in text
     listed = lop("sweep", "list", "--json", env=env)
