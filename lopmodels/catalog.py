@@ -24,6 +24,9 @@ class ModelInfo:
     # CPU seconds per training sample per epoch at default_hidden and 28 steps: the cost estimate until
     # `benchmarks/trial_costs.py` measures the model, flagged as a guess wherever it is used
     fallback_seconds_per_sample: float
+    # floats a training step keeps per sample, time step and hidden unit, for the check that a size fits in
+    # memory (trainables/memory.py): twice what its forward saves for backward, for the gradients of those
+    floats_per_unit_step: int
 
     def reads_text(self) -> str:
         """"images only", "images or tokens": for error messages."""
@@ -45,8 +48,8 @@ def register_model_info(info: ModelInfo) -> ModelInfo:
 
 
 register_model_info(ModelInfo("mlp", "lopmodels.mlp", default_hidden=25, reads=("image",), recurrent=False,
-                              fallback_seconds_per_sample=3e-6))
+                              fallback_seconds_per_sample=3e-6, floats_per_unit_step=4))
 register_model_info(ModelInfo("lstm", "lopmodels.lstm", default_hidden=25, reads=("image", "tokens"), recurrent=True,
-                              fallback_seconds_per_sample=8e-5))
+                              fallback_seconds_per_sample=8e-5, floats_per_unit_step=40))
 register_model_info(ModelInfo("gru", "lopmodels.gru", default_hidden=64, reads=("image", "tokens"), recurrent=True,
-                              fallback_seconds_per_sample=2e-4))
+                              fallback_seconds_per_sample=2e-4, floats_per_unit_step=32))

@@ -43,7 +43,7 @@ PLUGIN = textwrap.dedent('''
 
 
     register_model_info(ModelInfo("tiny-mlp", __name__, default_hidden=8, reads=("image",), recurrent=False,
-                                  fallback_seconds_per_sample=1e-6))
+                                  fallback_seconds_per_sample=1e-6, floats_per_unit_step=4))
 
 
     class Blobs(DataSource):

@@ -22,6 +22,7 @@ from lopmodels.optim import Adam
 from lopmodels.step import train_step
 from trainables.config import TrialConfig
 from trainables.data import Dataset
+from trainables.memory import check_fits
 from trainables.stream_data import DeviceSplit, StreamData, build_stream_data, resolve, task_splits
 
 EVAL_BATCH = 8192  # test samples per forward pass: large, as no gradients are kept
@@ -160,6 +161,7 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
     device = device or resolve_device(cfg.device)
     stream = build_stream_data(cfg, data, device)
     spec = model_spec(cfg, data, head_size(cfg, stream))
+    check_fits(cfg.model, spec, max(cfg.batch_size, EVAL_BATCH, PROBE_SIZE), stream.train.inputs.shape[1], device)
     state = TrialState.fresh(cfg, spec, device) if saved is None else TrialState.from_state_dict(saved, spec, device)
     probe_batch = stream.train.select(probe_index(cfg, len(stream.train)))
     for task in range(state.next_task, cfg.tasks):

@@ -1,0 +1,88 @@
+"""Whether a trial's model and batches fit in the memory it trains in, checked before its first step.
+
+A size that cannot fit (a `--hidden` of a million) would otherwise fail deep in the allocator with a traceback,
+or swap the machine to a halt; the estimate turns it into one line that names the size. It is an estimate:
+it counts what grows with the config (parameters and the tensors of one batch), not the data already loaded
+or the framework's own overhead, and it refuses only a size that is over the memory free.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from lopmodels.base import MODELS, ModelSpec
+from lopmodels.catalog import MODEL_INFO
+from lopmodels.errors import ConfigError
+
+FLOAT_BYTES = 4
+PARAMETER_COPIES = 4  # the weights, their gradients and Adam's two moments
+MEMINFO = Path("/proc/meminfo")
+CGROUP = Path("/sys/fs/cgroup")  # cgroup v2: a container's limit, which the machine-wide free memory ignores
+
+
+def parameter_count(model: str, spec: ModelSpec) -> int:
+    """The model's parameters, counted on the meta device: nothing is allocated, however large."""
+    with torch.device("meta"):
+        net = MODELS[model](spec)
+    return sum(p.numel() for p in net.parameters())
+
+
+def activation_floats(model: str, spec: ModelSpec, rows: int, steps: int) -> int:
+    """Floats of one batch of `rows` samples of `steps` time steps: what backward keeps, and its gradients."""
+    info = MODEL_INFO[model]
+    layers = 1 if info.recurrent else spec.hidden_layers
+    per_step = spec.hidden * layers * info.floats_per_unit_step + (spec.embed or 0)
+    return rows * (steps if info.recurrent else 1) * per_step
+
+
+def needed_bytes(model: str, spec: ModelSpec, rows: int, steps: int) -> int:
+    return FLOAT_BYTES * (PARAMETER_COPIES * parameter_count(model, spec) + activation_floats(model, spec, rows, steps))
+
+
+def machine_free_bytes() -> int:
+    """Linux's MemAvailable (free plus reclaimable cache); elsewhere the free pages."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def container_free_bytes() -> int | None:
+    """What a cgroup v2 memory limit leaves, or None without one."""
+    try:
+        limit = (CGROUP / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((CGROUP / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory free to this process on `device`: the GPU's free memory, or the machine's (or its container's)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return min(filter(None, (machine_free_bytes(), container_free_bytes())))
+
+
+def gigabytes(size: int) -> str:
+    return f"{size / 1e9:,.1f} GB"
+
+
+def check_fits(model: str, spec: ModelSpec, rows: int, steps: int, device: torch.device) -> None:
+    """Raise `ConfigError` naming the size when the model and a batch of `rows` cannot fit in `device`'s memory.
+
+    `rows`: the largest batch a trial runs (training, evaluation or the diagnostics' probe)."""
+    needed, free = needed_bytes(model, spec, rows, steps), free_bytes(device)
+    if needed > free:
+        batch = f"{rows:,} samples" + (f" x {steps} steps" if MODEL_INFO[model].recurrent else "")
+        raise ConfigError(
+            f"model {model!r} at hidden {spec.hidden:,} needs about {gigabytes(needed)} "
+            f"({parameter_count(model, spec):,} parameters with their gradients and Adam's moments, and batches of "
+            f"{batch}), more than the {gigabytes(free)} free on {device.type}; lower --hidden "
+            "(or --embed, --batch-size)")
