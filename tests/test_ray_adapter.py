@@ -80,3 +80,25 @@ def test_the_autoscaler_config_reads_on_a_plain_local_ray():
         assert autoscaler_config() is None  # no autoscaler: the launcher's file is the fallback (sweeps/cluster.py)
     finally:
         ray.shutdown()
+
+
+@pytest.mark.ray
+def test_a_finished_trial_requeued_in_the_snapshot_reads_as_errored_to_tune(tmp_path):
+    import ray
+    from ray import tune
+
+    from sweeps.ray_adapter import requeue_finished
+
+    def trainable(config):
+        tune.report({"x": config["x"]})
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(trainable, param_space={"x": tune.grid_search([1, 2])},
+                           run_config=tune.RunConfig(storage_path=str(tmp_path), name="e", verbose=0))
+        first, second = (result.metrics["trial_id"] for result in tuner.fit())
+        requeue_finished(tmp_path / "e", {first})
+        statuses = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(str(tmp_path / "e")).trials}
+        assert statuses == {first: "ERROR", second: "TERMINATED"}  # what Tuner.restore(resume_errored=True) re-runs
+    finally:
+        ray.shutdown()
