@@ -1,7 +1,7 @@
 """The Ray cluster a driver runs on: joining it (or starting a local Ray, removed again at the end), what each
 trial asks of it, and the checks made before any trial starts: a cluster answers at `--address` within seconds,
-one node can hold a trial's CPUs and GPUs (counting what the autoscaler can add), and every node reaches the
-sweep folder.
+one node can hold a trial's CPUs and GPUs (counting what the autoscaler can add) and its model's memory, and every
+node reaches the sweep folder.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Iterable
 
 import ray
 import yaml
@@ -22,6 +23,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from lopmodels.errors import ClusterUnreachable, ConfigError, StorageUnreachable
 from sweeps.ray_adapter import autoscaler_config, check_address, session_dir, set_tune_defaults
 from sweeps.storage import BUCKET_EXAMPLE, StoragePath, local_path, probe_folder
+
+if TYPE_CHECKING:
+    from sweeps.base import Trial
 
 CONNECT_SECONDS = 3  # to open a TCP connection to --address
 GCS_CONNECT_TRIES = 10  # then Ray's own connection attempts, about 1 s each (Ray's default: 20)
@@ -171,6 +175,26 @@ def check_resources(resources: Resources) -> None:
     shortfall = gpu_shortfall(resources.gpus_per_trial, node_gpus, autoscaler_node_gpus())
     if shortfall:
         raise ConfigError(shortfall)
+
+
+def check_memory(trials: Iterable[Trial], resources: Resources) -> None:
+    """Refuse a CPU trial whose model and batches no node's memory holds, before any trial starts (each trial
+    checks again on its node, and a GPU trial against its GPU: trainables/memory.py)."""
+    from trainables.loop import largest_batch
+    from trainables.memory import config_spec, over
+    if resources.gpus_per_trial > 0 or None in autoscaler_node_resources("memory"):
+        return  # the GPU's memory is not a Ray resource; an autoscaler may add nodes of unknown memory
+    largest = max(int(node["Resources"].get("memory", 0)) for node in alive_nodes())
+    checked = set()
+    for trial in trials:
+        cfg = trial.config.resolved()
+        key = (cfg.model, config_spec(cfg), largest_batch(cfg), cfg.seq_len)
+        if key not in checked:
+            checked.add(key)
+            problem = over(*key, free=largest, where="of memory Ray gives tasks on this cluster's largest node")
+            if problem:
+                raise ConfigError(f"arm {trial.arm!r}: {problem}; lower it with --set hidden=N (or embed, "
+                                  "batch_size)")
 
 
 def check_reachable(folder: StoragePath) -> None:

@@ -71,3 +71,14 @@ def test_lop_trial_refuses_a_hidden_size_that_cannot_fit_before_training(tmp_pat
     (error,) = [line for line in run.stderr.splitlines() if line.startswith("lop: error")]
     assert "model 'lstm' at hidden 3,000,000 needs about" in error and "lower --hidden" in error
     assert not out.exists()
+
+
+@pytest.mark.parametrize("model", ["mlp", "lstm"])
+def test_the_drivers_spec_from_the_config_alone_is_the_trials(model, mnist):
+    from trainables.config import TrialConfig
+    from trainables.loop import head_size, model_spec
+    from trainables.memory import config_spec
+    from trainables.stream_data import build_stream_data
+    cfg = TrialConfig(model=model, stream="mnist-reshuffle", train_limit=100, test_limit=100).resolved()
+    stream = build_stream_data(cfg, mnist, torch.device("cpu"))
+    assert config_spec(cfg) == model_spec(cfg, mnist, head_size(cfg, stream))

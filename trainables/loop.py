@@ -143,6 +143,11 @@ def model_spec(cfg: TrialConfig, data: Dataset, num_classes: int) -> ModelSpec:
     )
 
 
+def largest_batch(cfg: TrialConfig) -> int:
+    """Samples in the largest forward pass a trial makes: a training or evaluation batch, or the probe."""
+    return max(cfg.batch_size, EVAL_BATCH, PROBE_SIZE)
+
+
 def head_size(cfg: TrialConfig, data: StreamData) -> int:
     """Outputs of the head: every class for reshuffle streams, two for binary ones (all: `head="all-classes"`)."""
     if cfg.head == "all-classes":
@@ -161,7 +166,7 @@ def run_stream(cfg: TrialConfig, data: Dataset, saved: dict[str, Any] | None = N
     device = device or resolve_device(cfg.device)
     stream = build_stream_data(cfg, data, device)
     spec = model_spec(cfg, data, head_size(cfg, stream))
-    check_fits(cfg.model, spec, max(cfg.batch_size, EVAL_BATCH, PROBE_SIZE), stream.train.inputs.shape[1], device)
+    check_fits(cfg.model, spec, largest_batch(cfg), stream.train.inputs.shape[1], device)
     state = TrialState.fresh(cfg, spec, device) if saved is None else TrialState.from_state_dict(saved, spec, device)
     probe_batch = stream.train.select(probe_index(cfg, len(stream.train)))
     for task in range(state.next_task, cfg.tasks):

@@ -15,6 +15,7 @@ import torch
 from lopmodels.base import MODELS, ModelSpec
 from lopmodels.catalog import MODEL_INFO
 from lopmodels.errors import ConfigError
+from trainables.config import TrialConfig
 
 FLOAT_BYTES = 4
 PARAMETER_COPIES = 4  # the weights, their gradients and Adam's two moments
@@ -74,15 +75,30 @@ def gigabytes(size: int) -> str:
     return f"{size / 1e9:,.1f} GB"
 
 
-def check_fits(model: str, spec: ModelSpec, rows: int, steps: int, device: torch.device) -> None:
-    """Raise `ConfigError` naming the size when the model and a batch of `rows` cannot fit in `device`'s memory.
+def config_spec(cfg: TrialConfig) -> ModelSpec:
+    """The model a resolved `cfg` builds, known without its data (the config's vocabulary size, a head as wide
+    as the stream's classes): what a sweep's driver checks before any trial starts."""
+    stream = cfg.stream_spec
+    return ModelSpec(input_kind=stream.input_kind, num_classes=len(cfg.languages or stream.classes),
+                     hidden=cfg.hidden, embed=cfg.embed, vocab_size=cfg.vocab_size if stream.is_language else None,
+                     hidden_layers=cfg.hidden_layers, readout=cfg.readout)
+
+
+def over(model: str, spec: ModelSpec, rows: int, steps: int, free: int, where: str) -> str | None:
+    """Why the model and batches of `rows` samples cannot fit in `free` bytes (of `where`), or None if they can.
 
     `rows`: the largest batch a trial runs (training, evaluation or the diagnostics' probe)."""
-    needed, free = needed_bytes(model, spec, rows, steps), free_bytes(device)
-    if needed > free:
-        batch = f"{rows:,} samples" + (f" x {steps} steps" if MODEL_INFO[model].recurrent else "")
-        raise ConfigError(
-            f"model {model!r} at hidden {spec.hidden:,} needs about {gigabytes(needed)} "
+    needed = needed_bytes(model, spec, rows, steps)
+    if needed <= free:
+        return None
+    batch = f"{rows:,} samples" + (f" x {steps} steps" if MODEL_INFO[model].recurrent else "")
+    return (f"model {model!r} at hidden {spec.hidden:,} needs about {gigabytes(needed)} "
             f"({parameter_count(model, spec):,} parameters with their gradients and Adam's moments, and batches of "
-            f"{batch}), more than the {gigabytes(free)} free on {device.type}; lower --hidden "
-            "(or --embed, --batch-size)")
+            f"{batch}), more than the {gigabytes(free)} {where}")
+
+
+def check_fits(model: str, spec: ModelSpec, rows: int, steps: int, device: torch.device) -> None:
+    """Raise `ConfigError` naming the size when the model and its batches cannot fit in `device`'s free memory."""
+    problem = over(model, spec, rows, steps, free_bytes(device), f"free on {device.type}")
+    if problem:
+        raise ConfigError(f"{problem}; lower --hidden (or --embed, --batch-size)")
