@@ -17,8 +17,8 @@ from lopmodels.errors import ConfigError
 from sweeps import loggers
 from sweeps.cli import main
 from sweeps.manifest import Manifest
+from tests.faults.test_driver import FLAKY_PLUGIN
 from tests.processes import lop
-from tests.test_sweeps import FLAKY_PLUGIN
 
 WANDB_BLOCK = 32 * 1024
 
