@@ -38,10 +38,6 @@ def activation_floats(model: str, spec: ModelSpec, rows: int, steps: int) -> int
     return rows * (steps if info.recurrent else 1) * per_step
 
 
-def needed_bytes(model: str, spec: ModelSpec, rows: int, steps: int) -> int:
-    return FLOAT_BYTES * (PARAMETER_COPIES * parameter_count(model, spec) + activation_floats(model, spec, rows, steps))
-
-
 def machine_free_bytes() -> int:
     """Linux's MemAvailable (free plus reclaimable cache); elsewhere the free pages."""
     try:
@@ -88,12 +84,13 @@ def over(model: str, spec: ModelSpec, rows: int, steps: int, free: int, where: s
     """Why the model and batches of `rows` samples cannot fit in `free` bytes (of `where`), or None if they can.
 
     `rows`: the largest batch a trial runs (training, evaluation or the diagnostics' probe)."""
-    needed = needed_bytes(model, spec, rows, steps)
+    parameters = parameter_count(model, spec)  # built once on the meta device: for the size and the message
+    needed = FLOAT_BYTES * (PARAMETER_COPIES * parameters + activation_floats(model, spec, rows, steps))
     if needed <= free:
         return None
     batch = f"{rows:,} samples" + (f" x {steps} steps" if MODEL_INFO[model].recurrent else "")
     return (f"model {model!r} at hidden {spec.hidden:,} needs about {gigabytes(needed)} "
-            f"({parameter_count(model, spec):,} parameters with their gradients and Adam's moments, and batches of "
+            f"({parameters:,} parameters with their gradients and Adam's moments, and batches of "
             f"{batch}), more than the {gigabytes(free)} {where}")
 
 
