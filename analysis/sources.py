@@ -25,7 +25,7 @@ from sweeps.base import SCALES
 from sweeps.manifest import Manifest
 from sweeps.registry import SWEEPS
 from trainables.config import TrialConfig
-from trainables.data.tokenizer import tokenizer_name
+from trainables.tokenizer_names import tokenizer_name
 from trainables.plugins import import_plugins
 
 Echo = Callable[[str], None]

@@ -89,6 +89,15 @@ def lop(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess
     return subprocess.run([*LOP, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def lop_imports_torch(*args: str, env: dict | None = None) -> bool:
+    """Run `lop *args` in a child process (it must succeed) and tell whether it imported torch."""
+    code = ("import atexit, sys; atexit.register(lambda: print('torch' in sys.modules, file=sys.stderr)); "
+            "from sweeps.cli import main; main(sys.argv[1:])")
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stderr.strip().splitlines()[-1] == "True"
+
+
 @contextlib.contextmanager
 def ray_environment(data_dir: Path) -> Iterator[dict[str, str]]:
     """Environment for driver subprocesses: a short Ray temp dir of their own (Unix socket paths are short);

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.processes import lop
+from tests.processes import lop, lop_imports_torch
 
 @pytest.fixture
 def env(data_dir, monkeypatch):
@@ -66,7 +66,8 @@ def test_out_folder_must_exist(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["sweeps.cli", "sweeps.status", "sweeps.results", "analysis.compact",
-                                    "trainables.schema", "lopmodels.errors", "lopmodels.registry"])
+                                    "analysis.report", "sweeps.registry", "lopmodels.mitigations",
+                                    "trainables.tokenizer_names", "trainables.schema", "lopmodels.errors", "lopmodels.registry"])
 def test_the_cli_and_the_folder_readers_do_not_import_torch(module):
     """`lop --help`, `status` and `export` read files only: importing torch would cost them seconds."""
     import subprocess
@@ -75,6 +76,12 @@ def test_the_cli_and_the_folder_readers_do_not_import_torch(module):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sweep", "list"], ["sweep", "list", "--json"]])
+def test_listing_the_sweeps_validates_every_config_without_torch(args):
+    """Every registered sweep's configs are built and checked (mitigation fields included) from files alone."""
+    assert not lop_imports_torch(*args)
 
 
 def test_every_config_field_is_an_option_of_lop_trial():

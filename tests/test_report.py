@@ -15,7 +15,7 @@ from analysis import claims, figures, stats
 from sweeps.results import load_results
 from analysis.metrics import diagnostic_columns
 from analysis.report import write_report
-from tests.processes import kill_descendants, lop
+from tests.processes import kill_descendants, lop, lop_imports_torch
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_env) -> Path:
@@ -264,6 +264,15 @@ def test_a_compact_export_gives_the_report_of_its_sweep_folder(sweep, tmp_path, 
                                       pd.read_csv(tmp_path / "from-folder" / "tables" / f"{table}.csv"))
     refused = lop("results", "export", str(sweep), "--compact", "--out", str(export), env=ray_env)
     assert refused.returncode == 2 and "exists; give another path or --force" in refused.stderr
+
+
+def test_reading_a_sweep_never_imports_torch(sweep, tmp_path, ray_env):
+    """status, export and report read files: torch would cost each of them seconds (it did for report)."""
+    export = tmp_path / "fig1.parquet"
+    assert not lop_imports_torch("sweep", "status", str(sweep), env=ray_env)
+    assert not lop_imports_torch("results", "export", str(sweep), "--compact", "--out", str(export), env=ray_env)
+    assert not lop_imports_torch("report", str(sweep), "--out", str(tmp_path / "a"), env=ray_env)
+    assert not lop_imports_torch("report", str(export), "--out", str(tmp_path / "b"), env=ray_env)
 
 
 def test_parts_of_a_sweep_merge_and_a_trial_given_twice_counts_once(sweep, tmp_path, ray_env):

@@ -11,8 +11,8 @@ from lopmodels.catalog import MODEL_INFO, READOUTS
 from lopmodels.errors import ConfigError
 from lopmodels.registry import check_choice
 from trainables.streams import PAIR_SAMPLINGS, STREAMS, StreamSpec, reads
+from trainables.tokenizer_names import KINDS as TOKENIZER_KINDS
 
-TOKENIZERS = ("bpe", "char")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 IMAGE_ROWS = 28
 
@@ -92,7 +92,7 @@ class TrialConfig:
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODEL_INFO.names())
         check_choice("stream", self.stream, STREAMS.names())
-        check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        check_choice("tokenizer", self.tokenizer, TOKENIZER_KINDS)
         if not DEVICE_PATTERN.match(self.device):
             raise ConfigError(f"unknown device {self.device!r}; choose one of: auto, cpu, cuda, cuda:N")
         object.__setattr__(self, "mitigation_args", dict(self.mitigation_args))

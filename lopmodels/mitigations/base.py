@@ -8,13 +8,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-import torch
-
-from lopmodels.base import LopModel
 from lopmodels.errors import ConfigError
 from lopmodels.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported by the trial, not by reading a mitigation's fields (lopmodels/lazy.py)
+    import torch
+
+    from lopmodels.base import LopModel
 
 
 @dataclass

@@ -20,10 +20,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-import torch
-
+from lopmodels.lazy import lazy
 from lopmodels.mitigations.base import MITIGATIONS, HookContext, Mitigation, require
-from lopmodels.units import UnitLayer, outgoing_magnitude, replace_units
+
+torch = lazy("torch")
+unit_map = lazy("lopmodels.units")
 
 
 class _LayerState:
@@ -83,7 +84,7 @@ class CBP(Mitigation):
             state.accumulated -= count
             self._replace(ctx, layer, state, count)
 
-    def _layer_state(self, layer: UnitLayer, activations: torch.Tensor) -> _LayerState:
+    def _layer_state(self, layer: unit_map.UnitLayer, activations: torch.Tensor) -> _LayerState:
         if layer.name not in self._layers:
             device = activations.device
             self._layers[layer.name] = _LayerState(
@@ -93,20 +94,20 @@ class CBP(Mitigation):
             )
         return self._layers[layer.name]
 
-    def _update_utility(self, ctx: HookContext, layer: UnitLayer, state: _LayerState) -> None:
+    def _update_utility(self, ctx: HookContext, layer: unit_map.UnitLayer, state: _LayerState) -> None:
         """u <- decay * u + (1 - decay) * mean_batch |h| * sum |w_out| (the contribution utility)."""
         activity = ctx.activations[layer.name].detach().abs().mean(dim=0)
-        contribution = activity * outgoing_magnitude(ctx.net, layer)
+        contribution = activity * unit_map.outgoing_magnitude(ctx.net, layer)
         state.utility.mul_(self.decay_rate).add_(contribution, alpha=1 - self.decay_rate)
 
-    def _replace(self, ctx: HookContext, layer: UnitLayer, state: _LayerState, count: int) -> None:
+    def _replace(self, ctx: HookContext, layer: unit_map.UnitLayer, state: _LayerState, count: int) -> None:
         """Replace the `count` mature units of lowest bias-corrected utility (count <= mature units)."""
         age = self._steps - state.birth
         # Adam-style bias correction, as Dohare et al.: a unit that matured recently has summed fewer terms
         corrected = state.utility / (1 - self.decay_rate ** age.to(state.utility.dtype))
         score = torch.where(age > self.maturity_threshold, corrected, torch.inf)
         units = torch.topk(score, count, largest=False).indices
-        replace_units(ctx.net, layer, units, ctx.generator, ctx.optimizer)
+        unit_map.replace_units(ctx.net, layer, units, ctx.generator, ctx.optimizer)
         state.utility.index_fill_(0, units, 0.0)
         state.birth.index_fill_(0, units, self._steps)
         state.born(self._steps, count)

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import torch
-
+from lopmodels.lazy import lazy
 from lopmodels.mitigations.base import MITIGATIONS, HookContext, Mitigation, require
+
+torch = lazy("torch")
 
 
 @MITIGATIONS.register("l2-init")

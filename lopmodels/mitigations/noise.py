@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
+from lopmodels.lazy import lazy
 from lopmodels.mitigations.base import MITIGATIONS, HookContext, Mitigation, require
+
+torch = lazy("torch")
 
 
 @MITIGATIONS.register("noise")

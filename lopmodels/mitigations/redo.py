@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-import torch
-
+from lopmodels.lazy import lazy
 from lopmodels.mitigations.base import MITIGATIONS, HookContext, Mitigation, require
-from lopmodels.units import replace_units
+
+torch = lazy("torch")
+unit_map = lazy("lopmodels.units")
 
 
 @MITIGATIONS.register("redo")
@@ -62,7 +63,7 @@ class ReDo(Mitigation):
             score = activity[layer.name]
             # s_j <= tau without dividing, so a layer that is entirely silent (mean 0) counts as dormant too
             dormant = torch.nonzero(score <= self.tau * score.mean()).flatten()
-            replace_units(ctx.net, layer, dormant, ctx.generator, ctx.optimizer)
+            unit_map.replace_units(ctx.net, layer, dormant, ctx.generator, ctx.optimizer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self._steps, "activity": {name: a.clone() for name, a in self._activity.items()}}

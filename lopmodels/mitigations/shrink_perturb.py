@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from lopmodels.lazy import lazy
 from lopmodels.mitigations.base import MITIGATIONS, HookContext, Mitigation, require
+
+torch = lazy("torch")
 
 SCHEDULES = ("task", "step")
 

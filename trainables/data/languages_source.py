@@ -18,6 +18,7 @@ from .dataset import Dataset, Split
 from .languages import PAPER_LANGUAGES, check_languages
 from .languages import fetch as fetch_sentences
 from .source import SOURCES, DataSource, Echo
+from trainables.tokenizer_names import tokenizer_name
 
 
 class LanguagesSource(DataSource):
@@ -30,14 +31,14 @@ class LanguagesSource(DataSource):
     def prepare(self, data_dir: Path, echo: Echo, *, tokenizer: str, vocab_size: int,
                 languages: Sequence[str] | None = None, corpus: Path | None = None,
                 **options: Any) -> tuple[Dataset, list[Path]]:
-        tok.tokenizer_name(tokenizer, vocab_size)  # a bad tokenizer fails before any download
+        tokenizer_name(tokenizer, vocab_size)  # a bad tokenizer fails before any download
         echo(f"languages: preparing in {data_dir}")
         text = _text_bundle(data_dir, _recipe(languages, corpus), echo)
         tokens = _tokens_bundle(data_dir, text, tokenizer, vocab_size, echo)
         return _dataset(tokens), [text.path, tokens.path]
 
     def folder(self, data_dir: Path, *, tokenizer: str, vocab_size: int) -> Path:
-        return data_dir / "languages" / tok.tokenizer_name(tokenizer, vocab_size)
+        return data_dir / "languages" / tokenizer_name(tokenizer, vocab_size)
 
     def stamp(self, data_dir: Path, *, tokenizer: str, vocab_size: int) -> Stamp | None:
         (digest, stats), meta = bundle_stamp(self.folder(data_dir, tokenizer=tokenizer, vocab_size=vocab_size))
@@ -91,7 +92,7 @@ def _text_bundle(data_dir: Path, recipe: dict[str, Any] | None, echo: Echo) -> B
     return cached_bundle(path, lambda bundle: recipe is None or bundle.meta["recipe"] == recipe, build, echo)
 def _tokens_bundle(data_dir: Path, text: Bundle, kind: str, vocab_size: int, echo: Echo) -> Bundle:
     """Token ids of the text bundle's sentences, for one tokenizer trained on its training split."""
-    name = tok.tokenizer_name(kind, vocab_size)
+    name = tokenizer_name(kind, vocab_size)
     path = data_dir / "languages" / name
 
     def build() -> None:

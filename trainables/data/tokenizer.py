@@ -15,21 +15,9 @@ import numpy as np
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from lopmodels.errors import ConfigError
-from lopmodels.registry import check_choice
-
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
 MAX_LEN = 128  # tokens stored per sentence; a trial truncates further to its seq_len
-KINDS = ("bpe", "char")
-
-
-def tokenizer_name(kind: str, vocab_size: int) -> str:
-    """The Dataset.tokenizer label and cache folder: "bpe-8192" or "char"."""
-    check_choice("tokenizer", kind, KINDS)
-    if kind == "bpe" and vocab_size < 16:
-        raise ConfigError(f"vocab_size must be at least 16, got {vocab_size}")
-    return f"bpe-{vocab_size}" if kind == "bpe" else "char"
 
 
 def _bpe(texts: Sequence[str], vocab_size: int) -> Tokenizer:
