@@ -142,13 +142,13 @@ def test_dry_run_lists_the_trials_and_writes_nothing(tmp_path):
     (["sweep", "run", "fig1", "--storage", "/proc/nope"], "cannot write --storage"),
     (["sweep", "status", "/tmp"], "is not a sweep"),
     (["sweep", "resume", "/tmp"], "is not a sweep"),
-    (["results", "export", "/nonexistent", "--out", "/tmp/x.parquet"], "no sweep at"),
+    (["results", "export", "/nonexistent", "--out", "{tmp}/x.parquet"], "no sweep at"),
     (["sweep", "run", "fig1", "--name", "../elsewhere", "--dry-run"], "--name '../elsewhere' must be one folder name"),
     (["sweep", "run", "fig1", "--arms", ",", "--dry-run"], "--arms ',' names no arm"),
     (["sweep", "run", "fig1", "--address", "ray://head:10001"], "Ray Client addresses (ray://head:10001) are not"),
 ])
-def test_bad_sweep_input_exits_2(args, message):
-    run = lop(*args)
+def test_bad_sweep_input_exits_2(args, message, tmp_path):
+    run = lop(*(a.replace("{tmp}", str(tmp_path)) for a in args))
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
