@@ -96,7 +96,7 @@ def data_prepare(which: str, data_dir: Path | None, languages: str | None, token
 def trial(threads: int | None, data_dir: Path | None, out: Path, force: bool, **fields: Any) -> None:
     """Run one trial in this process (no Ray) and write its per-epoch records to --out."""
     from trainables.loop import resolve_device
-    from trainables.run_trial import run_trial
+    from trainables.local_trial import run_trial
     cfg = config_from_options(fields)
     if cfg.match_steps and cfg.epochs_per_task is not None:
         raise ConfigError("--match-steps sets the epochs per task from the data; drop --epochs or --match-steps")

@@ -29,7 +29,7 @@ from trainables import data as datasets
 from trainables.overrides import apply_overrides
 from trainables.plugins import import_plugins, plugin_specs, shipped
 from trainables.records import code_version
-from trainables.trial import lop_trial
+from trainables.tune_trial import lop_trial
 
 CHECKPOINTS_KEPT = 2
 REUSE_ACTORS = True  # a trial starts in a finished trial's process: no new Python, no torch import

@@ -21,7 +21,7 @@ from sweeps.storage import StoragePath, local_path, location
 from sweeps.tune_state import run_command, set_aside_damaged_snapshots
 from trainables.config import TrialConfig
 from trainables.plugins import import_plugins, shipped
-from trainables.trial import STATE_FILE
+from trainables.tune_trial import STATE_FILE
 
 
 def check_configs(folder: StoragePath, manifest: Manifest) -> None:
