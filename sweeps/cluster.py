@@ -177,24 +177,33 @@ def check_resources(resources: Resources) -> None:
         raise ConfigError(shortfall)
 
 
-def check_memory(trials: Iterable[Trial], resources: Resources) -> None:
-    """Refuse a CPU trial whose model and batches no node's memory holds, before any trial starts (each trial
-    checks again on its node, and a GPU trial against its GPU: trainables/memory.py)."""
+def check_models(trials: Iterable[Trial], resources: Resources) -> None:
+    """Build every distinct model of the sweep on PyTorch's meta device (nothing is allocated), so a configuration
+    that no model accepts is refused before any trial starts, not raised (and retried `--max-failures` times) in
+    every trial; and refuse a CPU trial whose model and batches no node's memory holds. Each trial checks its own
+    node again, and a GPU trial its GPU (trainables/memory.py): those depend on where it lands, so Tune's retries
+    on another node stay."""
     from trainables.loop import largest_batch
-    from trainables.memory import config_spec, over
-    if resources.gpus_per_trial > 0 or None in autoscaler_node_resources("memory"):
-        return  # the GPU's memory is not a Ray resource; an autoscaler may add nodes of unknown memory
-    largest = max(int(node["Resources"].get("memory", 0)) for node in alive_nodes())
+    from trainables.memory import config_spec, over, parameter_count
+    memory = None  # the GPU's memory is not a Ray resource; an autoscaler may add nodes of unknown memory
+    if resources.gpus_per_trial == 0 and None not in autoscaler_node_resources("memory"):
+        memory = max(int(node["Resources"].get("memory", 0)) for node in alive_nodes())
     checked = set()
     for trial in trials:
         cfg = trial.config.resolved()
         key = (cfg.model, config_spec(cfg), largest_batch(cfg), cfg.seq_len)
-        if key not in checked:
-            checked.add(key)
-            problem = over(*key, free=largest, where="of memory Ray gives tasks on this cluster's largest node")
-            if problem:
-                raise ConfigError(f"arm {trial.arm!r}: {problem}; lower it with --set hidden=N (or embed, "
-                                  "batch_size)")
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            if memory is None:
+                parameter_count(cfg.model, key[1])
+                continue
+            problem = over(*key, free=memory, where="of memory Ray gives tasks on this cluster's largest node")
+        except ConfigError as error:
+            raise ConfigError(f"arm {trial.arm!r}: {error}") from None
+        if problem:
+            raise ConfigError(f"arm {trial.arm!r}: {problem}; lower it with --set hidden=N (or embed, batch_size)")
 
 
 def check_reachable(folder: StoragePath) -> None:

@@ -20,7 +20,7 @@ from lopmodels.errors import LopError
 from sweeps import loggers as trackers
 from sweeps.base import (Sweep, Trial, check_name, estimated_cpu_seconds, replicate_counts, shared_arms,
                          unmeasured_models)
-from sweeps.cluster import Resources, check_memory, check_reachable, check_resources, connect, shutdown
+from sweeps.cluster import Resources, check_models, check_reachable, check_resources, connect, shutdown
 from sweeps.manifest import DriverLock, Manifest, claim_folder, refuse_existing
 from sweeps.progress import Progress, trial_label
 from sweeps.record_check import is_finished
@@ -129,7 +129,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
         try:
             connect(address, ship=shipped(plugins))
             check_resources(resources)
-            check_memory(trials, resources)
+            check_models(trials, resources)
             check_reachable(folder)
         except LopError:
             if created:  # refused before any trial started: leave no trace

@@ -82,3 +82,26 @@ def test_the_drivers_spec_from_the_config_alone_is_the_trials(model, mnist):
     cfg = TrialConfig(model=model, stream="mnist-reshuffle", train_limit=100, test_limit=100).resolved()
     stream = build_stream_data(cfg, mnist, torch.device("cpu"))
     assert config_spec(cfg) == model_spec(cfg, mnist, head_size(cfg, stream))
+
+
+def test_the_driver_builds_every_model_of_a_gpu_sweep_before_any_trial(monkeypatch):
+    """A configuration no model accepts fails on the driver, naming the arm, not in every trial (and its retries);
+    on GPUs too, where the driver cannot compare sizes with memory."""
+    import trainables.memory
+    from sweeps.base import Trial
+    from sweeps.cluster import Resources, check_models
+    from trainables.config import TrialConfig
+    built = []
+
+    def picky(model: str, spec: ModelSpec) -> int:  # as a model whose constructor refuses odd widths would
+        built.append(spec.hidden)
+        if spec.hidden % 2:
+            raise ConfigError(f"model {model!r} needs an even hidden size, got {spec.hidden}")
+        return 1
+
+    monkeypatch.setattr(trainables.memory, "parameter_count", picky)
+    trials = [Trial(arm, k, TrialConfig(model="mlp", stream="mnist-reshuffle", hidden=hidden))
+              for arm, hidden in (("even", 8), ("odd", 7)) for k in range(3)]
+    with pytest.raises(ConfigError, match=r"^arm 'odd': model 'mlp' needs an even hidden size, got 7$"):
+        check_models(trials, Resources(gpus_per_trial=1))
+    assert built == [8, 7]  # each distinct model once
