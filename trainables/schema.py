@@ -4,8 +4,8 @@ One declaration serves `lop trial --out`, `lop results export` (full and compact
 table of docs/records.md (a test checks the doc against it), so the exports of any sweeps have the same columns
 in the same order with the same types and concatenate without relaxing anything: the core columns, then every
 mitigation's fields (`mitigation.<field>`, sorted; null in the rows of other mitigations), then `schema_version`.
-A column that is null for a whole sweep is still typed. Torch-free: the mitigations' fields come from
-`lopmodels.mitigation_fields`.
+A column that is null for a whole sweep is still typed. Torch-free: the mitigations' fields are read off their
+dataclasses (`lopmodels.mitigations.builtin_fields`), whose modules import torch only when a hook runs.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from lopmodels.diagnostic_names import DIAGNOSTICS
 from lopmodels.errors import ConfigError
-from lopmodels.mitigation_fields import field_types
+from lopmodels.mitigations import builtin_fields
 from trainables.files import replacing
 
 # The version of the columns below. Bump it when a column is added, removed, renamed, retyped or changes meaning;
@@ -48,6 +48,17 @@ PROVENANCE = [("code_version", STRING), ("data_hash", STRING), ("threads", INT),
 CORE = [pa.field(name, kind) for name, kind in IDS + CONFIG + EPOCH + PROVENANCE]
 COMPACT = [pa.field("task_seconds", FLOAT)]  # a compact export's one more column (analysis/compact.py)
 VERSION = pa.field("schema_version", INT)
+
+
+def field_types() -> dict[str, str]:
+    """Every field of any built-in mitigation, sorted, with its type; a field two mitigations share has one type."""
+    types: dict[str, str] = {}
+    for name, fields in builtin_fields().items():
+        for field, kind in fields.items():
+            if types.setdefault(field, kind) != kind:
+                raise TypeError(f"mitigation field {field!r} is a {types[field]} in one mitigation and a {kind} in "
+                                f"{name!r}: one column cannot hold both")
+    return dict(sorted(types.items()))
 
 
 def mitigation_columns() -> list[pa.Field]:

@@ -86,6 +86,14 @@ MITIGATIONS: Registry[type[Mitigation]] = Registry("mitigation", modules=(
 MITIGATIONS.register("none")(Mitigation)
 
 
+def builtin_fields() -> dict[str, dict[str, str]]:
+    """Each built-in mitigation's fields with their types' names (float, int, bool or str), read off the dataclasses:
+    the typed `mitigation.<field>` columns of every export (trainables/schema.py). A plugin's mitigations are not
+    among them; an export adds their columns from the values it holds."""
+    return {name: {f.name: getattr(f.type, "__name__", f.type) for f in dataclasses.fields(cls)}
+            for name, cls in MITIGATIONS.items() if cls.__module__.startswith(__package__ + ".")}
+
+
 def build_mitigation(name: str, args: Mapping[str, Any] | None = None) -> Mitigation:
     """The mitigation `name` with hyperparameters `args`; unknown fields and bad values raise `ConfigError`."""
     cls = MITIGATIONS[name]
