@@ -67,7 +67,8 @@ def test_out_folder_must_exist(tmp_path):
 
 @pytest.mark.parametrize("module", ["sweeps.cli", "sweeps.status", "sweeps.results", "analysis.compact",
                                     "analysis.report", "sweeps.registry", "lopmodels.mitigations",
-                                    "trainables.tokenizer_names", "trainables.schema", "lopmodels.errors", "lopmodels.registry"])
+                                    "trainables.tokenizer_names", "trainables.schema", "lopmodels.errors",
+                                    "lopmodels.registry"])
 def test_the_cli_and_the_folder_readers_do_not_import_torch(module):
     """`lop --help`, `status` and `export` read files only: importing torch would cost them seconds."""
     import subprocess

@@ -90,8 +90,13 @@ def builtin_fields() -> dict[str, dict[str, str]]:
     """Each built-in mitigation's fields with their types' names (float, int, bool or str), read off the dataclasses:
     the typed `mitigation.<field>` columns of every export (trainables/schema.py). A plugin's mitigations are not
     among them; an export adds their columns from the values it holds."""
-    return {name: {f.name: getattr(f.type, "__name__", f.type) for f in dataclasses.fields(cls)}
+    return {name: {f.name: type_name(f) for f in dataclasses.fields(cls)}
             for name, cls in MITIGATIONS.items() if cls.__module__.startswith(__package__ + ".")}
+
+
+def type_name(spec: dataclasses.Field) -> str:
+    """A field's type as written: "float", "int", "bool", "str" (a string under `from __future__ import annotations`)."""
+    return getattr(spec.type, "__name__", spec.type)
 
 
 def build_mitigation(name: str, args: Mapping[str, Any] | None = None) -> Mitigation:
@@ -112,8 +117,7 @@ def build_mitigation(name: str, args: Mapping[str, Any] | None = None) -> Mitiga
 
 def _coerce(mitigation: str, spec: dataclasses.Field, value: Any) -> Any:
     """Turn a command-line string into the field's type (`--set weight_decay=1e-3`)."""
-    type_name = getattr(spec.type, "__name__", spec.type)  # a string under `from __future__ import annotations`
-    kind = {"float": float, "int": int, "bool": bool}.get(type_name, str)
+    kind = {"float": float, "int": int, "bool": bool}.get(type_name(spec), str)
     if not isinstance(value, str) or kind is str:
         return value
     try:
