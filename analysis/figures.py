@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Mapping
 
+import matplotlib
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
@@ -176,8 +177,10 @@ def heatmap_figure(summary: pd.DataFrame, title: str) -> Figure:
 
 
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write `fig` as STEM.png (150 dpi) and STEM.svg (no timestamp, so a re-run gives the same file)."""
+    """Write `fig` as STEM.png (150 dpi) and STEM.svg, with no timestamp and ids salted by the stem (matplotlib
+    draws the SVG's clip-path ids at random otherwise), so a re-run on the same results gives the same files."""
     png, svg = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"
     fig.savefig(png, dpi=150)
-    fig.savefig(svg, metadata={"Date": None})
+    with matplotlib.rc_context({"svg.hashsalt": stem.name}):
+        fig.savefig(svg, metadata={"Date": None})
     return [png, svg]

@@ -366,3 +366,13 @@ def test_an_arm_of_few_replicates_shows_each_replicate_beside_its_band():
 def test_markdown_leaves_a_missing_cell_blank_and_escapes_pipes():
     frame = pd.DataFrame({"a": ["x|y", None], "b": [1.5, float("nan")]})
     assert tables.markdown(frame) == "| a | b |\n|---|---|\n| x\\|y | 1.5 |\n|  |  |\n"
+
+
+def test_a_figure_saved_twice_gives_the_same_files(tmp_path):
+    """Reports rebuilt from the same results change no file: no timestamp, and SVG ids not drawn at random."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        figures.save_figure(figures.accuracy_figure(make_records(FALLING), "same"), folder / "fig")
+    for name in ("fig.png", "fig.svg"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
