@@ -37,6 +37,7 @@ DIAGNOSTIC_LABELS = {
 STYLE = "whitegrid"
 CROWDED = 6  # arms in a panel beyond which the legend moves outside and the bands fade
 TITLE_WIDTH = 70  # characters per line of a figure title
+LINESTYLES = ("-", "--", "-.", ":")  # cycled over arms: neighbouring colorblind colours (orange, vermillion) differ
 FEW = 5  # replicates below which an arm's replicates are drawn, each a thin line: a band of 3 says little alone
 
 
@@ -57,18 +58,21 @@ def arm_order(arms: pd.Series) -> list[str]:
     return sorted(set(arms), key=key)
 
 
-def arm_colors(arms: pd.Series) -> dict[str, tuple[float, float, float]]:
-    """One colour per arm, the same in every panel of a figure."""
+def arm_styles(arms: pd.Series) -> dict[str, dict[str, object]]:
+    """One colour and line style per arm (matplotlib keyword arguments), the same in every panel of a figure:
+    the style tells apart arms whose colours are close."""
     order = arm_order(arms)
     palette = sns.color_palette("colorblind" if len(order) <= 10 else "husl", len(order))
-    return dict(zip(order, palette))
+    return {arm: {"color": color, "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+            for i, (arm, color) in enumerate(zip(order, palette))}
 
 
 def band(ax: Axes, x: pd.Series, mean: pd.Series, low: pd.Series, high: pd.Series, label: str,
-         color: tuple[float, float, float], alpha: float = 0.2) -> None:
-    """The one confidence-band helper: the mean as a line, its 95 % CI as a band of the same colour."""
-    ax.plot(x, mean, color=color, label=label, marker="o" if len(x) <= 20 else None, markersize=3, linewidth=1.5)
-    ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0)
+         style: Mapping[str, object], alpha: float = 0.2) -> None:
+    """The one confidence-band helper: the mean as a line in the arm's style, its 95 % CI as a band of the same
+    colour."""
+    ax.plot(x, mean, label=label, marker="o" if len(x) <= 20 else None, markersize=3, linewidth=1.5, **style)
+    ax.fill_between(x, low, high, color=style["color"], alpha=alpha, linewidth=0)
 
 
 def plot_replicates(ax: Axes, replicates: pd.DataFrame, color: tuple[float, float, float]) -> None:
@@ -78,7 +82,7 @@ def plot_replicates(ax: Axes, replicates: pd.DataFrame, color: tuple[float, floa
         ax.plot(trial["task"] + 1, trial["value"], color=color, linewidth=0.6, alpha=0.5, label="_replicate")
 
 
-def plot_curves(curves: pd.DataFrame, ax: Axes, ylabel: str, colors: Mapping[str, tuple[float, float, float]],
+def plot_curves(curves: pd.DataFrame, ax: Axes, ylabel: str, styles: Mapping[str, Mapping[str, object]],
                 replicates: pd.DataFrame | None = None) -> Figure:
     """One line with its CI band per arm of `curves` (arm, model, task, mean, ci_low, ci_high), against task 1..T;
     with `replicates` (arm, trial_id, task, value), an arm of fewer than FEW replicates also shows each one."""
@@ -87,11 +91,11 @@ def plot_curves(curves: pd.DataFrame, ax: Axes, ylabel: str, colors: Mapping[str
     for arm in arms:
         part = curves[curves["arm"] == arm].sort_values("task")
         band(ax, part["task"] + 1, part["mean"], part["ci_low"], part["ci_high"],
-             arm_label(arm, part["model"].iloc[0]), colors[arm], alpha=0.08 if crowded else 0.2)
+             arm_label(arm, part["model"].iloc[0]), styles[arm], alpha=0.08 if crowded else 0.2)
         if replicates is not None:
             own = replicates[replicates["arm"] == arm]
             if 0 < own["trial_id"].nunique() < FEW:
-                plot_replicates(ax, own, colors[arm])
+                plot_replicates(ax, own, styles[arm]["color"])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Task")
     ax.set_ylabel(ylabel)
@@ -109,13 +113,13 @@ def accuracy_figure(records: pd.DataFrame, title: str) -> Figure:
     curves = task_curves(final)
     replicates = final.rename(columns={"accuracy": "value"})
     streams = sorted(curves["stream"].unique())
-    colors = arm_colors(curves["arm"])
+    styles = arm_styles(curves["arm"])
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(6.4 * len(streams), 4.4), layout="constrained")
         axes = fig.subplots(1, len(streams), squeeze=False)[0]
     for ax, stream in zip(axes, streams):
         label = ACCURACY_LABEL if accuracy_measure(stream) == "test_accuracy" else TRAIN_ACCURACY_LABEL
-        plot_curves(curves[curves["stream"] == stream], ax, label, colors,
+        plot_curves(curves[curves["stream"] == stream], ax, label, styles,
                     replicates[replicates["stream"] == stream])
         ax.set_ylim(0, 1)
         ax.set_title(stream, fontsize="medium")
@@ -129,14 +133,14 @@ def diagnostics_figure(records: pd.DataFrame, title: str) -> Figure:
     if not names:
         raise ValueError("the records hold no diagnostics column with a value")
     curves, values = diagnostic_curves(records), diagnostic_values(records)
-    colors = arm_colors(curves["arm"])
+    styles = arm_styles(curves["arm"])
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
     with sns.axes_style(STYLE):
         fig = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
         axes = list(fig.subplots(rows, columns, squeeze=False).flat)
     for ax, name in zip(axes, names):
-        plot_curves(curves[curves["diagnostic"] == name], ax, DIAGNOSTIC_LABELS[name], colors,
+        plot_curves(curves[curves["diagnostic"] == name], ax, DIAGNOSTIC_LABELS[name], styles,
                     values[values["diagnostic"] == name])
         ax.set_title(DIAGNOSTIC_LABELS[name], fontsize="small")
         ax.yaxis.label.set_visible(False)
