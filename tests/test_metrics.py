@@ -363,13 +363,12 @@ def test_an_arm_of_few_replicates_shows_each_replicate_beside_its_band():
     assert band.min() >= 0 and band.max() <= 1  # the logit band, inside the accuracy's range
 
 
-def test_each_arm_has_its_own_colour_and_line_style_in_every_panel():
+def test_each_arm_has_its_own_colour_and_line_style():
     # five arms: the colorblind palette's orange and vermillion are neighbours, so the line style tells them apart
     values = {(arm, seed): [0.9, 0.8, 0.7, 0.6] for arm in "abcde" for seed in range(5)}
     (ax,) = figures.accuracy_figure(make_records(values), "styles").axes
     means = {line.get_label(): (line.get_color(), line.get_linestyle()) for line in ax.lines}
     assert sorted(means) == list("abcde")
-    assert len(set(means.values())) == 5
     assert [means[arm][1] for arm in "abcde"] == ["-", "--", "-.", ":", "-"]
     assert len({colour for colour, _ in means.values()}) == 5
 
