@@ -23,7 +23,7 @@ from analysis import stats
 from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
 from lopmodels.diagnostic_names import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
 from lopmodels.errors import ConfigError
-from trainables.config import TrialConfig
+from trainables.config import SWITCHES, TrialConfig
 from trainables.streams import accuracy_measure
 
 TRIAL = ["sweep", "arm", "trial_id", "seed", "stream_seed"]
@@ -185,6 +185,28 @@ def default_baseline(arm: Mapping[str, Any], arms: pd.DataFrame) -> str:
                           f"{label!r} differs in {', '.join(differ) or 'its mitigation'}; run an unmitigated arm "
                           "of the same config or pass `baseline=`")
     return label
+
+
+def switched_on(arm: Mapping[str, Any]) -> dict[str, Any]:
+    """The protocol switches (`SWITCHES`: the reference code's faults, step matching) that an arm's row sets away
+    from their correct defaults, {field: value}; a switch missing from older records counts as its default."""
+    return {name: arm[name] for name, switch in SWITCHES.items()
+            if name in arm and not pd.isna(arm[name]) and arm[name] != switch.values[0]}
+
+
+def correct_arms(arm: Mapping[str, Any], arms: pd.DataFrame) -> list[str]:
+    """The arms of `arm`'s sweep that run the correct protocol (every switch at its default) in a configuration
+    otherwise equal to `arm`'s, mitigation included; epochs per task may differ where `arm` matches steps,
+    since that is what step matching changes."""
+    ignored = set(SWITCHES) | ({"epochs_per_task"} if "match_steps" in switched_on(arm) else set())
+    match = (arms["sweep"] == arm["sweep"]) & (arms["arm"] != arm["arm"])
+    for column in config_columns(arms):
+        if column not in ignored:
+            match &= same_value(arms[column], arm.get(column))
+    for name, switch in SWITCHES.items():
+        if name in arms.columns:
+            match &= arms[name].isna() | (arms[name] == switch.values[0])
+    return sorted(arms.loc[match, "arm"])
 
 
 def with_baseline(arms: pd.DataFrame, baseline: Baseline, among: pd.DataFrame | None = None) -> pd.DataFrame:

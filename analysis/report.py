@@ -83,7 +83,8 @@ def degradation_blocks(degradation: pd.DataFrame, out: Path, echo: Echo) -> list
 
 def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
                  echo: Echo) -> tuple[list[Block], list[str]]:
-    """The degradation table and, for sweeps with mitigation arms, Table 1; problems for missing baselines."""
+    """The degradation table, Table 1 for sweeps with mitigation arms, and the protocol switches against the
+    correct protocol for sweeps with both; problems for missing baselines and ambiguous correct arms."""
     stem = out / "tables"
     blocks: list[Block] = [Heading("Tables")]
     if degradation.empty:
@@ -103,7 +104,17 @@ def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
         blocks += [Heading("Table 1: increase in average accuracy (IAA)", 3), Text(iaa_sentence(table)),
                    Table(tables.iaa_display(table), tuple(str(f.relative_to(out)) for f in files)),
                    Bullets(tables.IAA_NOTES)]
-    return blocks, problems
+    switches, switch_problems = tables.switch_table(records)
+    if not switches.empty:
+        title = "Protocol switches against the correct protocol"
+        display = tables.switch_display(switches)
+        files = tables.write_table(switches, display, title, tables.SWITCH_NOTES, stem / "switches")
+        echo("report: wrote tables/switches.csv, tables/switches.md")
+        blocks += [Heading(title, 3),
+                   Text("What each protocol switch changes, against the same configuration on the correct "
+                        "protocol, paired by replicate."),
+                   Table(display, tuple(str(f.relative_to(out)) for f in files)), Bullets(tables.SWITCH_NOTES)]
+    return blocks, problems + switch_problems
 
 
 def claim_cells(row: pd.Series) -> dict[str, str]:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import paper, stats
-from analysis.metrics import (Baseline, arm_summary, average_summary, baseline_differences, default_baseline,
-                              default_k, degradation, degradation_summary, final_accuracy, iaa_summary,
+from analysis.metrics import (REPLICATE, Baseline, Summary, arm_difference, arm_summary, arms_of, average_accuracy,
+                              average_summary, baseline_differences, correct_arms, default_baseline, default_k,
+                              degradation, degradation_summary, final_accuracy, iaa_summary, switched_on,
                               trial_status)
 
 INTERVAL = ["mean", "ci_low", "ci_high"]
@@ -85,6 +86,59 @@ def iaa_table(records: pd.DataFrame, baseline: Baseline = default_baseline) -> p
                  + COUNTS + ["paper", "paper_note"]]
 
 
+SWITCH_COLUMNS = ["sweep", "arm", "model", "stream", "switched", "correct", "average_accuracy",
+                  "correct_accuracy", "change", "change_ci_low", "change_ci_high", "change_ci_method",
+                  "difference", "difference_ci_low", "difference_ci_high", "difference_ci_method", "n"]
+
+
+def switch_table(records: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per arm that switches on a protocol switch (one of the reference code's faults, or step matching), its
+    effect against the arm of the same sweep and configuration on the correct protocol, paired by replicate:
+    the change in average accuracy in % (the IAA's ratio of mean accuracies, the correct arm as baseline) and
+    the robust above-chance degradation minus the correct arm's, in points; and one line per switched arm with
+    several correct arms to compare with (left out). An arm with none is left out silently: the sweep has no
+    correct-protocol arm of its configuration, or its trials have one task (no degradation)."""
+    final, status = final_accuracy(records), trial_status(records)
+    tasks = status.groupby("sweep")["tasks"].min()
+    final = final[final["sweep"].map(tasks) >= 2]
+    arms = arms_of(final)
+    switched = [(arm, switches) for arm in arms.to_dict("records") if (switches := switched_on(arm))]
+    if not switched:
+        return pd.DataFrame(columns=SWITCH_COLUMNS), []
+    average = average_accuracy(final)
+    corrected = per_sweep(final, tasks.map(default_k), chance_corrected=True)[0]
+    rows, problems = [], []
+    for arm, switches in switched:
+        found = correct_arms(arm, arms[arms["sweep"] == arm["sweep"]])
+        if len(found) > 1:
+            problems.append(f"sweep {arm['sweep']}: arm {arm['arm']} has {len(found)} correct-protocol arms of its "
+                            f"configuration ({', '.join(found)}), so its switches are compared with none")
+        if len(found) != 1:
+            continue
+        pairs = arm_average(average, arm["sweep"], arm["arm"]).merge(
+            arm_average(average, arm["sweep"], found[0]), on=REPLICATE, suffixes=("", "_correct"))
+        change = stats.paired_ratio_interval(pairs["average_accuracy"], pairs["average_accuracy_correct"])
+        difference = arm_difference(corrected, arm["sweep"], arm["arm"], found[0])
+        rows.append({"sweep": arm["sweep"], "arm": arm["arm"], "model": arm["model"], "stream": arm["stream"],
+                     "switched": ", ".join(f"{name}={value}" for name, value in switches.items()),
+                     "correct": found[0], "average_accuracy": pairs["average_accuracy"].mean(),
+                     "correct_accuracy": pairs["average_accuracy_correct"].mean(),
+                     **interval_columns(change, "change"), **interval_columns(difference, "difference"),
+                     "n": change["n"]})
+    return pd.DataFrame(rows, columns=SWITCH_COLUMNS), problems
+
+
+def arm_average(average: pd.DataFrame, sweep: str, arm: str) -> pd.DataFrame:
+    """The rows of one arm of an `average_accuracy` frame."""
+    return average[(average["sweep"] == sweep) & (average["arm"] == arm)]
+
+
+def interval_columns(summary: Summary, prefix: str) -> Summary:
+    """A summary's interval and method as `<prefix>`, `<prefix>_ci_low`, `<prefix>_ci_high`, `<prefix>_ci_method`."""
+    return {prefix: summary["mean"], f"{prefix}_ci_low": summary["ci_low"], f"{prefix}_ci_high": summary["ci_high"],
+            f"{prefix}_ci_method": summary["ci_method"]}
+
+
 def interval_text(mean: pd.Series, low: pd.Series, high: pd.Series, digits: int = 1) -> list[str]:
     """`61.2 [55.0, 67.4]`; the mean alone where there is no interval (n < 2), `-` where there is no mean."""
     return ["-" if pd.isna(m) else f"{m:.{digits}f}" if pd.isna(lo)
@@ -134,6 +188,21 @@ def iaa_display(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def switch_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The protocol switches' table formatted for reading."""
+    return pd.DataFrame({
+        "sweep": table["sweep"], "arm": table["arm"], "model": table["model"].str.upper(), "stream": table["stream"],
+        "switched on": table["switched"], "correct arm": table["correct"],
+        "mean accuracy, arm / correct": ["-" if pd.isna(a) or pd.isna(b) else f"{a:.3f} / {b:.3f}"
+                                         for a, b in zip(table["average_accuracy"], table["correct_accuracy"])],
+        "change in average accuracy, % (95 % CI)": interval_text(table["change"], table["change_ci_low"],
+                                                                 table["change_ci_high"]),
+        "degradation above chance minus the correct arm's, points (95 % CI)": interval_text(
+            table["difference"], table["difference_ci_low"], table["difference_ci_high"]),
+        "n": table["n"],
+    })
+
+
 def markdown(frame: pd.DataFrame) -> str:
     """A pipe table of `frame`'s cells as text (`|` in a cell escaped, a missing value blank)."""
     cells = frame.astype(str).fillna("").apply(lambda column: column.str.replace("|", "\\|"))
@@ -166,6 +235,19 @@ IAA_NOTES = (
     "The paper's shrink-and-perturb is our `noise` mitigation; `shrink-perturb` arms (Ash & Adams) have no "
     "paper counterpart.",
     *paper.INCONSISTENCIES,
+)
+
+
+SWITCH_NOTES = (
+    "Each arm that switches on one of the reference code's faults (or step matching, docs/protocols.md) beside "
+    "the arm of the same sweep and configuration that runs the correct protocol, paired by replicate (the same "
+    "seeds: the same tasks in the same order, unless the switch changes how tasks are drawn); n: replicate "
+    "pairs in which both trials finished.",
+    "Change in average accuracy = 100 x (mean <Acc_arm> / mean <Acc_correct> - 1), the IAA's formula with the "
+    f"correct arm as baseline; 95 % CI: {stats.RATIO_METHOD} (lower bound above -100 %).",
+    "Degradation minus the correct arm's: the robust degradation above chance (first k vs last k tasks, as in "
+    f"the degradation table), in percentage points; 95 % CI: {stats.PSEUDO_DIFFERENCE_METHOD}; above 0: the "
+    "switch makes the arm degrade more.",
 )
 
 

@@ -386,3 +386,54 @@ def test_a_figure_saved_twice_gives_the_same_files(tmp_path):
         figures.save_figure(figures.accuracy_figure(make_records(FALLING), "same"), folder / "fig")
     for name in ("fig.png", "fig.svg"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+# raw pixels (a fault) learn less: 0.6 -> 0.4 and 0.9 -> 0.6 against the correct arm's FALLING
+SWITCHED = {**FALLING, ("raw", 0): [0.6, 0.5, 0.5, 0.4], ("raw", 1): [0.9, 0.8, 0.7, 0.6]}
+
+
+def test_each_switched_arm_is_compared_with_its_correct_arm_paired_by_replicate():
+    records = make_records({**SWITCHED, ("raw-cbp", 0): [0.6, 0.6, 0.6, 0.6]}, mitigation={"raw-cbp": "cbp"},
+                           config={"a": {"pixels": "normalized"}, "raw": {"pixels": "raw"},
+                                   "raw-cbp": {"pixels": "raw"}})
+    table, problems = tables.switch_table(records)
+    assert problems == [] and list(table["arm"]) == ["raw"]  # raw-cbp has no correct arm with cbp: left out
+    row = table.iloc[0]
+    assert (row["switched"], row["correct"], row["n"]) == ("pixels=raw", "a", 2)
+    average = {"a": (0.575 + 0.85) / 2, "raw": (0.5 + 0.75) / 2}
+    assert row["change"] == pytest.approx(100 * (average["raw"] / average["a"] - 1))
+    assert row["change_ci_low"] < row["change"] < row["change_ci_high"]
+    final = metrics.final_accuracy(records)
+    corrected = metrics.degradation(final, metrics.default_k(4), chance_corrected=True)
+    by_hand = metrics.arm_difference(corrected, "s", "raw", "a")
+    assert (row["difference"], row["difference_ci_low"], row["difference_ci_high"]) == pytest.approx(
+        (by_hand["mean"], by_hand["ci_low"], by_hand["ci_high"]))
+    assert (row["average_accuracy"], row["correct_accuracy"]) == pytest.approx((average["raw"], average["a"]))
+    assert tables.switch_display(table).iloc[0]["mean accuracy, arm / correct"] == "0.625 / 0.713"
+
+
+def test_a_step_matched_arm_is_compared_with_the_correct_arm_of_fewer_epochs():
+    correct = make_records(FALLING, epochs=2)
+    matched = make_records({("matched", 0): [0.8, 0.7, 0.6, 0.5], ("matched", 1): [1.0, 0.8, 0.8, 0.7]},
+                           epochs=3, config={"matched": {"match_steps": True}})
+    table, _ = tables.switch_table(pd.concat([correct, matched], ignore_index=True))
+    assert list(zip(table["arm"], table["correct"], table["switched"])) == [("matched", "a", "match_steps=True")]
+    # an arm of other epochs without step matching is no correct arm of it
+    other = make_records({("b", 0): [0.9, 0.9, 0.9, 0.9]}, epochs=3)
+    table, _ = tables.switch_table(pd.concat([make_records(SWITCHED, config={"raw": {"pixels": "raw"}}), other],
+                                             ignore_index=True))
+    assert list(table["correct"]) == ["a"]
+
+
+def test_a_switched_arm_with_two_correct_arms_is_named_and_left_out():
+    records = make_records({**SWITCHED, ("a2", 0): [0.8, 0.8, 0.8, 0.8]}, config={"raw": {"pixels": "raw"}})
+    table, problems = tables.switch_table(records)
+    assert table.empty
+    assert problems == ["sweep s: arm raw has 2 correct-protocol arms of its configuration (a, a2), so its "
+                        "switches are compared with none"]
+
+
+def test_switched_arms_of_one_task_trials_are_left_out():
+    records = make_records({("a", 0): [0.8], ("raw", 0): [0.6]}, config={"raw": {"pixels": "raw"}})
+    table, problems = tables.switch_table(records)
+    assert table.empty and problems == []
