@@ -75,7 +75,7 @@ def test_the_autoscaler_config_reads_on_a_plain_local_ray():
     import ray
 
     from sweeps.ray_adapter import autoscaler_config
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)  # never a cluster left running
     try:
         assert autoscaler_config() is None  # no autoscaler: the launcher's file is the fallback (sweeps/cluster.py)
     finally:
@@ -92,7 +92,7 @@ def test_a_finished_trial_requeued_in_the_snapshot_reads_as_errored_to_tune(tmp_
     def trainable(config):
         tune.report({"x": config["x"]})
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)  # never a cluster left running
     try:
         tuner = tune.Tuner(trainable, param_space={"x": tune.grid_search([1, 2])},
                            run_config=tune.RunConfig(storage_path=str(tmp_path), name="e", verbose=0))
