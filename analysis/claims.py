@@ -20,6 +20,7 @@ from analysis import stats, verdicts
 from analysis.metrics import (arm_difference, average_accuracy, chance_of, default_k, degradation,
                               final_accuracy)
 from lopmodels.errors import ConfigError
+from sweeps.results import last_epoch
 from trainables.streams import STREAMS
 
 
@@ -289,8 +290,7 @@ def spikes(final: pd.DataFrame, records: pd.DataFrame, arm: Arm) -> pd.DataFrame
     """Per replicate of `arm`: the mean accuracy (in %) of its repeated-pair and self-pair tasks, of their
     neighbouring first occurrences, and of all first occurrences."""
     part = finished(final, arm)
-    last = records[(records["sweep"] == arm.sweep) & (records["arm"] == arm.arm)
-                   & (records["epoch"] == records["epochs_per_task"] - 1)]
+    last = records[(records["sweep"] == arm.sweep) & (records["arm"] == arm.arm) & last_epoch(records)]
     classes = last.drop_duplicates(["trial_id", "task"]).set_index(["trial_id", "task"])["task_classes"]
     rows = []
     for (seed, stream_seed, trial), trial_part in part.sort_values("task").groupby(PAIR + ["trial_id"]):

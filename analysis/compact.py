@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from lopmodels.errors import ConfigError
 from sweeps.manifest import Manifest
+from sweeps.results import last_epoch
 from trainables.files import replacing
 from trainables.schema import SCHEMA_VERSION, records_frame, records_table
 
@@ -45,7 +46,7 @@ def compact(records: pd.DataFrame) -> pd.DataFrame:
     """The rows of `records` the report reads: each task's last epoch, and every diverged epoch, with
     `task_seconds`."""
     records = with_task_seconds(records)
-    kept = (records["epoch"] == records["epochs_per_task"] - 1) | records["diverged"].astype(bool)
+    kept = last_epoch(records) | records["diverged"].astype(bool)
     return records[kept].reset_index(drop=True)
 
 

@@ -23,6 +23,7 @@ from analysis import stats
 from analysis.stats import LEVEL, SUMMARY_COLUMNS, summarize
 from lopmodels.diagnostic_names import DIAGNOSTICS  # record columns on a task's last epoch (docs/records.md)
 from lopmodels.errors import ConfigError
+from sweeps.results import last_epoch
 from trainables.config import SWITCHES, TrialConfig
 from trainables.streams import accuracy_measure
 
@@ -49,7 +50,7 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
 def trial_status(records: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its config (`config_columns`), tasks finished, status `complete`, `diverged` or
     `incomplete`, and `steps_per_task` (the most of any task) where recorded."""
-    finished = records[(records["epoch"] == records["epochs_per_task"] - 1) & ~records["diverged"]]
+    finished = records[last_epoch(records) & ~records["diverged"]]
     aggregates = {"diverged": ("diverged", "any")}
     if "steps_per_task" in records.columns:
         aggregates["steps_per_task"] = ("steps_per_task", "max")
@@ -76,9 +77,8 @@ def final_accuracy(records: pd.DataFrame) -> pd.DataFrame:
     on_train = measure == "train_accuracy"
     accuracy = records["test_accuracy"].where(~on_train, records.get("train_accuracy"))
     records = records.assign(chance=1.0 / records["task_classes"].map(len), accuracy=accuracy, accuracy_of=measure)
-    last_epoch = (records["epoch"] == records["epochs_per_task"] - 1) & ~records["diverged"]
     kept = TRIAL + ["task", "accuracy", "accuracy_of", "test_accuracy", "chance"]
-    finished = records.loc[last_epoch, kept].assign(imputed=False)
+    finished = records.loc[last_epoch(records) & ~records["diverged"], kept].assign(imputed=False)
     broken = records[records["diverged"]].reset_index(drop=True)
     lost = broken.loc[broken.index.repeat(broken["tasks"] - broken["task"])]
     lost = lost.assign(task=lost["task"] + lost.groupby(level=0).cumcount(), test_accuracy=lost["chance"],
@@ -363,7 +363,7 @@ def diagnostic_values(records: pd.DataFrame) -> pd.DataFrame:
     """Each diagnostic's value at every task's last epoch, one row per trial x diagnostic x task (`diagnostic`
     names the column, `value` holds it)."""
     columns = diagnostic_columns(records)
-    last = records[(records["epoch"] == records["epochs_per_task"] - 1) & ~records["diverged"]]
+    last = records[last_epoch(records) & ~records["diverged"]]
     long = last.melt(id_vars=["sweep", "arm", "model", "trial_id", "seed", "task"], value_vars=columns,
                      var_name="diagnostic")
     return long.dropna(subset=["value"])

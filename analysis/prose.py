@@ -9,6 +9,7 @@ import pandas as pd
 from analysis import figures, paper
 from analysis.metrics import diagnostic_columns, diagnostic_curves, trial_status
 from analysis.sources import SweepRun
+from sweeps.results import last_epoch
 
 def figure_title(run: SweepRun) -> str:
     number = re.fullmatch(r"fig(\d+)", run.name)
@@ -124,7 +125,10 @@ def replicate_text(run: SweepRun) -> str:
 
 
 def sweep_notes(run: SweepRun) -> str:
-    """The registered sweep's note on what its scale can show, if the sweep is a registered one."""
+    """The sweep's note on what its scale can show, as its manifest recorded it at launch; for a manifest written
+    before manifests carried notes, the registered sweep's, if the sweep is a registered one."""
+    if run.manifest.notes is not None:
+        return run.manifest.notes
     from sweeps.registry import SWEEPS
     return SWEEPS[run.name].notes.get(run.manifest.scale, "") if run.name in SWEEPS else ""
 
@@ -134,7 +138,7 @@ def collapsed_replicates(records: pd.DataFrame) -> pd.DataFrame:
     both 0) at the last epoch of some task, of the arm's replicates, and the first such task (from 1)."""
     if not {"effective_rank", "stable_rank"} <= set(records.columns):
         return pd.DataFrame(columns=["sweep", "arm", "model", "collapsed", "replicates", "first_task"])
-    last = records[records["epoch"] == records["epochs_per_task"] - 1]
+    last = records[last_epoch(records)]
     dead = last[(last["effective_rank"] == 0) & (last["stable_rank"] == 0)]
     first = dead.groupby(["sweep", "arm", "trial_id"], as_index=False)["task"].min()
     counts = first.groupby(["sweep", "arm"]).agg(collapsed=("trial_id", "size"), first_task=("task", "min"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sweeps.results import last_epoch
 from trainables.streams import STREAMS
 
 def percent_range(values: pd.Series) -> str:
@@ -45,7 +46,7 @@ def cost_table(records: pd.DataFrame) -> pd.DataFrame:
     if "task_seconds" not in records.columns:
         return pd.DataFrame()
     own = records[records["shared_from"].isna()] if "shared_from" in records.columns else records
-    tasks = own[(own["epoch"] == own["epochs_per_task"] - 1) | own["diverged"].astype(bool)]
+    tasks = own[last_epoch(own) | own["diverged"].astype(bool)]
     tasks = tasks.assign(cpu_seconds=tasks["task_seconds"] * tasks["threads"].fillna(1))
     table = tasks.groupby(["sweep", "arm"], as_index=False).agg(
         trials=("trial_id", "nunique"), tasks=("task", "size"), wall_seconds=("task_seconds", "sum"),

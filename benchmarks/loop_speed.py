@@ -65,14 +65,15 @@ from arguments import positive  # benchmarks/arguments.py, beside this script
 from trainables import data as lop_data
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
+from trainables.data.languages import TATOEBA_SIZES
+from trainables.data.mnist_source import MNIST_MEAN, MNIST_STD
 from trainables.loop import run_stream
 from trainables.streams import RESHUFFLE_LANGUAGES
 
 MODELS = ("mlp", "lstm", "gru", "gru-cbp")
 MITIGATIONS = {"gru-cbp": "cbp"}  # benchmark name -> mitigation of our side (the model is the name's first part)
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 IMAGE_ROWS = 28
-LANG_TRAIN, LANG_TEST = 2600, 400  # sentences per language in the paper's Tatoeba split
+LANG_TRAIN, LANG_TEST = TATOEBA_SIZES  # sentences per language in the paper's Tatoeba split
 LANG_VOCAB, LANG_SEQ, LANG_MIN_LEN = 8192, 50, 5
 PAD_ID, FIRST_TOKEN = 0, 2  # ids 0 and 1 are PAD and UNK
 MM_SIZE = 2048

@@ -16,7 +16,9 @@ import click
 from lopmodels.errors import ConfigError, LopError
 from trainables.files import check_output
 from trainables.schema import FORMATS
+from trainables.config import TrialConfig
 from trainables.datasets import DATASETS
+from trainables.tokenizer_names import KINDS as TOKENIZER_KINDS, MIN_BPE_VOCAB
 from sweeps.base import SCALES
 from sweeps.loggers import CHOICES as LOGGER_CHOICES
 from sweeps.trial_options import config_from_options, config_options
@@ -65,9 +67,10 @@ def data() -> None:
 @click.argument("which", default="all", metavar="[" + "|".join([*DATASETS.names(), "all"]) + "]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache folder (default: $LOP_DATA_DIR, else a per-user cache).")
-@click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes (default: the paper's 20).")
-@click.option("--tokenizer", type=click.Choice(["bpe", "char"]), default="bpe", show_default=True)
-@click.option("--vocab-size", type=click.IntRange(min=16), default=8192, show_default=True)
+@click.option("--languages", default=None, help="Comma-separated ISO 639-3 codes (default: the paper's 20, "
+              + ",".join(DATASETS["languages"].classes) + ").")
+@click.option("--tokenizer", type=click.Choice(TOKENIZER_KINDS), default=TrialConfig.tokenizer, show_default=True)
+@click.option("--vocab-size", type=click.IntRange(min=MIN_BPE_VOCAB), default=TrialConfig.vocab_size, show_default=True)
 @click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Your own corpus: TSV/CSV/parquet with columns `language` and `text`.")
 @friendly_errors
@@ -89,7 +92,7 @@ def data_prepare(which: str, data_dir: Path | None, languages: str | None, token
 @config_options
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Parquet file for the per-epoch records.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @friendly_errors
@@ -247,7 +250,7 @@ def results() -> None:
 
 @results.command("export")
 @click.argument("path")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True,
               help="csv: the same columns, `task_classes` comma-joined (docs/records.md).")
 @click.option("--compact", is_flag=True,
@@ -288,7 +291,7 @@ def warn_damaged(path: str | Path) -> None:
 
 @main.command("report")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for report.md, report.html, figures/ and tables/.")
 @click.option("--force", is_flag=True, help="Replace a report already in --out.")
 @friendly_errors

@@ -86,7 +86,10 @@ def connect(address: str | None, local_cpus: int | None = None, ship: list[Modul
             os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(GCS_CONNECT_TRIES))
             ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
-            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+            # "local": a bare ray.init() would join a cluster that `ray start` left on this machine, take its
+            # session folder for this driver's own and delete it on shutdown
+            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env=runtime_env)
             LOCAL_SESSIONS.append(session_dir())  # this driver's own Ray: its folder goes when the sweep ends
             atexit.register(shutdown)  # also when a check refuses the sweep after Ray started
     except (ConnectionError, RuntimeError, ValueError) as error:

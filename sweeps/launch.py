@@ -24,6 +24,7 @@ from sweeps.cluster import Resources, check_models, check_reachable, check_resou
 from sweeps.manifest import DriverLock, Manifest, claim_folder, refuse_existing
 from sweeps.progress import Progress, trial_label
 from sweeps.record_check import is_finished
+from sweeps.status import last_rows, tune_states
 from sweeps.storage import StoragePath, location
 from trainables import data as datasets
 from trainables.overrides import apply_overrides
@@ -75,25 +76,47 @@ def prepare_data(trials: list[Trial]) -> dict[str, str]:
 def fit(tuner: tune.Tuner, folder: StoragePath, trials: int) -> int:
     """Run the sweep to its end or to a stop: SIGTERM (what schedulers and `ray job stop` send) stops it as
     Ctrl-C does, through Tune's own graceful stop (it saves the experiment state once more); a second Ctrl-C
-    stops at once. Either way the lines say what is left and how to resume; the exit code is then non-zero."""
+    during that stop ends it at once. Either way the lines say what is left and how to resume; the exit code is
+    then non-zero. Interrupts after Tune has returned are ignored until Ray is shut down: cut short, its shutdown
+    leaves Ray's processes running."""
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGUSR1))
+    interrupt = signal.getsignal(signal.SIGINT)
     try:
-        return summarize(folder, tuner.fit(), trials)
-    except KeyboardInterrupt:
-        echo(f"sweep stopped at once (a second interrupt); finish it with `lop sweep resume {folder}`")
-        return 130
+        grid = tuner.fit()
+    except KeyboardInterrupt:  # Tune's graceful stop restores Python's handler: this is the second interrupt
+        grid = None
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, previous)
+    try:
+        if grid is None:
+            counts = counts_from_files(folder)
+            return 130 if conclude(folder, trials, *counts, stopped="stopped at once (a second interrupt)") else 0
+        return summarize(folder, grid, trials)
+    finally:
         shutdown()
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def summarize(folder: StoragePath, grid: tune.ResultGrid, trials: int) -> int:
+    """The end-of-run lines from Tune's results (`conclude`)."""
+    done = sum(1 for result in grid if result.error is None and is_finished(result.metrics))
+    return conclude(folder, trials, done, grid.num_errors)
+
+
+def counts_from_files(folder: StoragePath) -> tuple[int, int]:
+    """(done, errored) as the sweep's files say: a Tuner stopped at once returns no results."""
+    rows, states = last_rows(folder), tune_states(folder)
+    done = sum(1 for row in rows.values() if is_finished(row))
+    errored = sum(1 for trial_id, state in states.items() if state == "ERROR" and not is_finished(rows.get(trial_id)))
+    return done, errored
+
+
+def conclude(folder: StoragePath, trials: int, done: int, errored: int, stopped: str = "stopped") -> int:
     """The end-of-run lines; non-zero when a trial errored or was left unfinished (Ctrl-C, SIGTERM). Of the
     sweep's `trials`, those Tune had not created yet count as unfinished."""
-    errored = grid.num_errors
-    done = sum(1 for result in grid if result.error is None and is_finished(result.metrics))
     unfinished = trials - errored - done
-    echo(f"sweep {'finished' if not unfinished else 'stopped'}: {done} trials done, {errored} errored"
+    echo(f"sweep {'finished' if not unfinished else stopped}: {done} trials done, {errored} errored"
          + (f", {unfinished} unfinished" if unfinished else "") + f"; results in {folder}")
     echo(f"  inspect: lop sweep status {folder}")
     echo(f"  export:  lop results export {folder} --out {folder.name}.parquet")
@@ -157,7 +180,7 @@ def run_sweep(sweep: Sweep, *, scale: str, seeds: int | None, seed_start: int, a
             cpus_per_trial=resources.cpus_per_trial, gpus_per_trial=resources.gpus_per_trial,
             max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
             code_version=code_version(), data_hash=prepare_data(trials), plugins=specs, overrides=list(overrides),
-            loggers=chosen, sweep_file=sweep.source,
+            loggers=chosen, sweep_file=sweep.source, notes=sweep.notes.get(scale, ""),
         )
         manifest.write(folder)
         runs = [{"arm": t.arm, "replicate": t.replicate, "trial": t.config.to_dict()} for t in trials]

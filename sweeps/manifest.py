@@ -45,6 +45,9 @@ class Manifest:
     overrides: list[str] = field(default_factory=list)  # `--set field=value` applied to every arm
     sweep_file: str | None = None  # the YAML file of a sweep from a file, for the command that runs it again
     loggers: list[str] = field(default_factory=list)  # `--logger` trackers (sweeps/loggers.py); none in older ones
+    # the sweep's note on what its scale can show (`Sweep.notes`), as it was when the sweep was launched, so the
+    # report prints the note the results were run under; None in older manifests (the report reads the registry)
+    notes: str | None = None
 
     def replicates(self, arm: str) -> range:
         """The seeds (= stream seeds) that `arm` was asked to run."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sweeps.results import RESULT_FILE, latest_attempts, read_rows
+from sweeps.results import RESULT_FILE, last_epoch, latest_attempts, read_rows
 from sweeps.storage import StoragePath
 
 
@@ -18,8 +18,7 @@ def is_finished(row: dict | None) -> bool:
     """A trial's last record says it ran its last epoch of its last task, or diverged."""
     if not row or "task" not in row:
         return False
-    return bool(row.get("diverged")) or (row["task"] == row["tasks"] - 1
-                                         and row["epoch"] == row["epochs_per_task"] - 1)
+    return bool(row.get("diverged")) or (row["task"] == row["tasks"] - 1 and last_epoch(row))
 
 
 @dataclass(frozen=True)

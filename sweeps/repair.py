@@ -50,4 +50,5 @@ def rebuild_manifest(folder: StoragePath, *, cpus_per_trial: float, gpus_per_tri
         max_failures=int(trials[0].get("max_failures", 2)), code_version=",".join(code_versions) or "unknown",
         data_hash=data_hash, arm_seeds=dict(arm_seeds),
         loggers=pickled_loggers(tuner_callbacks(local)) if local is not None else [],
+        notes=sweep.notes.get(scales[0], ""),  # the registry's: the scale was matched with this code
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import pandas as pd
 
@@ -22,16 +22,25 @@ from trainables.schema import MITIGATION_PREFIX, records_frame, records_table, r
 SCHEMA_COLUMNS = frozenset(results_schema().names)  # every built-in mitigation's fields among them
 
 RESULT_FILE = "result.json"
+
+
+def last_epoch(records: pd.DataFrame | Mapping) -> pd.Series | bool:
+    """Whether each record is the last epoch of its task (a boolean Series for a frame, a bool for one row): the
+    epoch whose accuracy and diagnostics the metrics read, and the one after which a task counts as finished."""
+    return records["epoch"] == records["epochs_per_task"] - 1
+
+
 def trial_folders(sweep: StoragePath) -> list[StoragePath]:
     return sorted(p.parent for p in sweep.glob(f"*/{RESULT_FILE}"))
 
 
 def read_rows(result_file: StoragePath) -> Iterator[dict]:
-    """The JSON lines of one trial's results; a line cut short by a crash or a live writer is skipped."""
-    for line in result_file.read_text(encoding="utf-8").split("\n"):
+    """The JSON lines of one trial's results; a line cut short by a crash or a live writer, or with bytes that are
+    not UTF-8 (a disk fault), is skipped: the gap it leaves is damage (`sweeps.record_check`)."""
+    for line in result_file.read_bytes().split(b"\n"):
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
             continue
         if isinstance(row, dict) and "task" in row and "epoch" in row:
             yield row

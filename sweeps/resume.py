@@ -15,8 +15,8 @@ from sweeps import loggers as trackers
 from sweeps.cluster import Resources, check_reachable, check_resources, connect
 from sweeps.launch import echo, fit, trainable
 from sweeps.manifest import DriverLock, Manifest
-from sweeps.ray_adapter import latest_checkpoints, requeue_finished, set_max_concurrent
-from sweeps.status import all_finished, damaged_trials, snapshot_trials, trial_dirs, tune_states
+from sweeps.ray_adapter import latest_checkpoints, requeue_finished, set_max_concurrent, snapshot_trials
+from sweeps.status import all_finished, damaged_trials, trial_dirs, tune_states
 from sweeps.storage import StoragePath, local_path, location
 from sweeps.tune_state import run_command, set_aside_damaged_snapshots
 from trainables.config import TrialConfig

@@ -4,28 +4,17 @@ The folder may be local, on a network filesystem, or at a `pyarrow.fs` URI (`swe
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 from sweeps.record_check import Damage, is_finished, trial_damage
 from sweeps.results import RESULT_FILE, latest_attempts, read_rows
 from sweeps.manifest import LOCK, Manifest
+from sweeps.ray_adapter import snapshot_trials
 from sweeps.storage import StoragePath, local_path, location
 
 
 DRIVER_STATES = {True: "running", False: "not running", None: "unknown (storage in a bucket has no driver lock)"}
-
-
-def snapshot_trials(folder: StoragePath) -> list[dict]:
-    """Tune's record of each trial (id, status, config) in the newest experiment snapshot."""
-    snapshots = sorted(folder.glob("experiment_state-*.json"))
-    for snapshot in reversed(snapshots):  # the newest may be mid-rewrite: fall back to an older one
-        try:
-            return [json.loads(trial_json) for trial_json, _ in json.loads(snapshot.read_text())["trial_data"]]
-        except (json.JSONDecodeError, KeyError):
-            continue
-    return []
 
 
 def trial_dirs(folder: StoragePath) -> dict[str, StoragePath]:
@@ -88,7 +77,8 @@ def driver_running(folder: StoragePath) -> bool | None:
 def exception_line(error_file: StoragePath) -> str | None:
     """The last line of a Tune error file: the exception itself (the first is "Failure # 1 (occurred at ...)")."""
     try:
-        lines = [line.strip() for line in error_file.read_text().splitlines() if line.strip()]
+        text = error_file.read_bytes().decode(errors="replace")  # shown, never parsed: a bad byte shows as such
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
     except OSError:
         return None
     return lines[-1] if lines else None

@@ -42,7 +42,7 @@ class UriPath:
         """The URI `text`; with `contact`, asked about its path once, within a bound (`first_contact`)."""
         uri, _, query = text.partition("?")
         try:
-            fs, path = pafs.FileSystem.from_uri(text)
+            fs, path = filesystem(text)
         except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ValueError... for bad URIs
             # a URI pyarrow cannot parse is bad input; one it parses but cannot open is out of reach
             kind = ConfigError if isinstance(error, (pa.ArrowInvalid, ValueError)) else StorageUnreachable
@@ -115,9 +115,12 @@ class UriPath:
                 elif child.is_dir():
                     yield from child.glob(rest)
 
-    def read_text(self, encoding: str = "utf-8") -> str:
+    def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self.path) as stream:
-            return stream.read().decode(encoding)
+            return stream.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
 
     def write_text(self, text: str, encoding: str = "utf-8") -> None:
         """Write through a temporary name and move it into place, so readers never see half a file."""
@@ -143,6 +146,12 @@ class UriPath:
 
 
 StoragePath = Union[Path, UriPath]
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of `uri` (pyarrow's, by its scheme) and the path it names there; looked up by name when a
+    URI is parsed, so a test can put a bucket that never answers in its place (tests/test_storage.py)."""
+    return pafs.FileSystem.from_uri(uri)
 
 
 def first_contact(text: str, fs: pafs.FileSystem, path: str) -> None:

@@ -28,7 +28,8 @@ def load_sweep_file(path: Path) -> Sweep:
     """The one sweep `path` defines, registered; a one-line `ConfigError` naming the file and the fix."""
     import sweeps.registry  # noqa: F401  (the built-in sweeps first: a file's sweep must not take their names)
     if not path.is_file():
-        raise ConfigError(f"no sweep file at {path}")
+        raise ConfigError(f"no sweep file at {path}; give the path of a .yaml or .py file defining a Sweep "
+                          "(docs/sweep-files.md), or a sweep's name from `lop sweep list`")
     if path.suffix == ".py":
         return python_sweep(path)
     return yaml_sweep(path)

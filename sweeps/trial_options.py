@@ -16,6 +16,12 @@ def option_name(f: dataclasses.Field) -> str:
     return f.metadata.get("option", "--" + f.name.replace("_", "-"))
 
 
+def help_text(f: dataclasses.Field) -> str:
+    """The field's help, with its valid range where it declares one (`trainables.ranges`)."""
+    valid = f.metadata.get("range")
+    return f.metadata["help"] + (f" Range: {valid.interval}." if valid else "")
+
+
 def config_options(command: Callable) -> Callable:
     """Decorate a click command with one option per TrialConfig field (`--set` for the mitigation's fields)."""
     for f in reversed(dataclasses.fields(TrialConfig)):
@@ -25,12 +31,12 @@ def config_options(command: Callable) -> Callable:
                                    help="A config field (as the options here) or a mitigation's field as "
                                         "mitigation.<field>; repeatable, applied last.")(command)
         elif f.type == "bool":
-            command = click.option(name, f.name, is_flag=True, help=f.metadata["help"])(command)
+            command = click.option(name, f.name, is_flag=True, help=help_text(f))(command)
         elif f.type == "tuple[str, ...] | None":  # comma-separated on the command line
-            command = click.option(name, f.name, default=None, help=f.metadata["help"])(command)
+            command = click.option(name, f.name, default=None, help=help_text(f))(command)
         else:
             command = click.option(name, f.name, type=KINDS[str(f.type)], default=f.default,
-                                   show_default=f.default is not None, help=f.metadata["help"])(command)
+                                   show_default=f.default is not None, help=help_text(f))(command)
     return command
 
 

@@ -8,25 +8,16 @@ and the records of the tasks they re-run replace the earlier ones in the export,
 """
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Callable
 
 from lopmodels.errors import ConfigError
 from sweeps.manifest import Manifest
+from sweeps.ray_adapter import SNAPSHOTS, snapshot_readable
 from sweeps.storage import StoragePath
 
-SNAPSHOTS = "experiment_state-*.json"  # Tune's name for its snapshots (TuneController.CKPT_FILE_TMPL)
 SET_ASIDE = ".damaged"
-
-
-def readable(snapshot: Path) -> bool:
-    """The snapshot parses and lists its trials (what Tune's restore reads first)."""
-    try:
-        return "trial_data" in json.loads(snapshot.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
-        return False
 
 
 def run_command(manifest: Manifest, folder: StoragePath, name: str | None = None) -> str:
@@ -63,7 +54,7 @@ def set_aside_damaged_snapshots(folder: Path, manifest: Manifest, echo: Callable
         raise lost_state(folder, manifest, f"{folder} has lost its Tune state (no {SNAPSHOTS})")
     damaged = []
     for snapshot in reversed(snapshots):
-        if readable(snapshot):
+        if snapshot_readable(snapshot):
             break
         damaged.append(snapshot)
     else:

@@ -40,8 +40,13 @@ def test_trial_writes_every_epoch(tmp_path, env):
     (["--batch-size", "0"], "batch_size must be a positive integer"),
     (["--lr", "0"], "lr must be positive and finite"),
     (["--lr", "inf"], "lr must be positive and finite"),
+    (["--lr", "1e308"], "lr must be positive and finite in (0, 3.4e+38], got 1e+308"),
+    (["--set", "lr=1e308"], "lr must be positive and finite in (0, 3.4e+38], got 1e+308"),
+    (["--seed", "-1"], "seed must be a non-negative integer in [0, 2^63-1], got -1"),
     (["--mitigation", "l2", "--set", "mitigation.weight_decay=inf"], "mitigation 'l2': weight_decay must be finite"),
     (["--mitigation", "noise", "--set", "mitigation.sigma=inf"], "mitigation 'noise': sigma must be finite"),
+    (["--mitigation", "l2", "--set", "mitigation.weight_decay=1e308"],
+     "mitigation 'l2': weight_decay must be finite in float32"),
     (["--mitigation", "l2", "--set", "weight_decay=1e-3"], "set it as --set mitigation.weight_decay=1e-3"),
     (["--set", "hidden=abc"], "--set hidden=abc: hidden takes an integer"),
     (["--train-limit", "5"], "train_limit must be at least the number of classes"),
@@ -118,3 +123,43 @@ def test_outputs_are_checked_before_any_work_and_never_replaced_unasked(tmp_path
     again = lop("report", str(tmp_path), "--out", str(folder))
     assert again.returncode == 2 and "holds a report; give another folder or --force" in again.stderr
     assert (folder / "report.md").read_text() == "an earlier report"
+
+
+def test_report_out_under_a_file_or_in_proc_is_one_line_naming_the_problem(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    for out, message in ((blocker, f"--out {blocker} is a file; give a folder"),
+                         (blocker / "report", f"{blocker} is a file, not a folder"),
+                         (blocker / "deeper" / "report", f"{blocker} is a file, not a folder"),
+                         (Path("/proc/lop-test-report"), "cannot write --out /proc/")):
+        run = lop("report", str(tmp_path), "--out", str(out))
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and "does not exist" not in run.stderr
+    assert blocker.read_text() == "kept"
+
+
+# a published compact export of a small sweep: `lop report` reads it in seconds, without Ray
+EXPORT = Path(__file__).resolve().parent.parent / "docs" / "results" / "issue15-runs" / "exports" / "fig1-small-d.parquet"
+
+
+def test_force_replaces_a_trial_output_and_a_report(tmp_path, env):
+    out = tmp_path / "trial.parquet"
+    out.write_bytes(b"an earlier trial")
+    tiny = ("trial", "--tasks", "1", "--epochs", "1", "--train-limit", "100", "--test-limit", "50", "--hidden", "4",
+            "--device", "cpu", "--out", str(out))
+    refused = lop(*tiny, env=env)
+    assert refused.returncode == 2 and "exists; give another path or --force" in refused.stderr
+    assert out.read_bytes() == b"an earlier trial"
+    replaced = lop(*tiny, "--force", env=env)
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(pd.read_parquet(out)) == 1
+
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "report.md").write_text("an earlier report")
+    refused = lop("report", str(EXPORT), "--out", str(folder), env=env)
+    assert refused.returncode == 2 and "holds a report; give another folder or --force" in refused.stderr
+    assert (folder / "report.md").read_text() == "an earlier report" and not (folder / "figures").exists()
+    replaced = lop("report", str(EXPORT), "--out", str(folder), "--force", env=env)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert (folder / "report.md").read_text().startswith("# Loss of plasticity") and (folder / "figures").is_dir()

@@ -11,6 +11,7 @@ from lopmodels.base import UnitSteps
 from lopmodels.diagnostic_names import PROBE_DIAGNOSTICS
 from lopmodels.diagnostics import (dead_fraction, effective_rank, gradient_norm, probe, saturated_fraction,
                                    stable_rank, weight_magnitude)
+from tests.model_cases import MODEL_INPUTS
 
 
 def mlp(hidden: int = 4):
@@ -88,7 +89,7 @@ def test_weight_magnitude_and_gradient_norm():
     assert gradient_norm(net).item() == pytest.approx(math.sqrt(4.0 * total), rel=1e-6)
 
 
-@pytest.mark.parametrize("name,kind", [("mlp", "image"), ("lstm", "image"), ("gru", "tokens")])
+@pytest.mark.parametrize("name,kind", MODEL_INPUTS)
 def test_probe_gives_every_value_for_every_model(name, kind):
     spec = ModelSpec(kind, 3, hidden=4, embed=3, vocab_size=9) if kind == "tokens" else ModelSpec(kind, 3, hidden=4)
     net = build_model(name, spec, torch.Generator().manual_seed(0))

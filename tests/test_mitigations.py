@@ -12,23 +12,21 @@ import torch
 import torch.nn.functional as F
 
 from lopmodels import MITIGATIONS, ConfigError, HookContext, ModelSpec, build_mitigation, build_model
+from lopmodels.catalog import MODEL_INFO
 from lopmodels.optim import Adam
 from lopmodels.step import train_step
 from lopmodels.units import outgoing_magnitude, replace_units
+from tests.model_cases import MODEL_INPUTS
 
 IMAGE = ModelSpec("image", 10, hidden=5)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TOKENS = ModelSpec("tokens", 3, hidden=4, embed=6, vocab_size=20)
-NETS = {  # id -> (model, spec)
-    "mlp": ("mlp", IMAGE),
-    "lstm-image": ("lstm", IMAGE),
-    "lstm-tokens": ("lstm", TOKENS),
-    "gru-tokens": ("gru", TOKENS),
-    "gru-image": ("gru", IMAGE),
-}
-GATES = {"lstm": 4, "gru": 3}  # PyTorch's gate blocks: LSTM (i, f, g, o), GRU (r, z, n)
+SPECS = {"image": IMAGE, "tokens": TOKENS}
+# id -> (model, spec): every registered model on every input kind it reads ("mlp", "gru-tokens", ...)
+NETS = {(model if len(MODEL_INFO[model].reads) == 1 else f"{model}-{kind}"): (model, SPECS[kind])
+        for model, kind in MODEL_INPUTS}
 
 # settings under which each mitigation acts within a few steps; a new entry runs with its defaults
 ACTIVE = {
@@ -77,7 +75,7 @@ def expected_entries(net_id: str, net, layer: str, j: int) -> tuple[dict, dict]:
             masks[f"hidden.{i}.bias"][j] = True
             masks[following][:, j] = True
         return owned, zero
-    H, G = net.hidden_size, GATES[NETS[net_id][0]]
+    H, G = net.hidden_size, net.gates  # the model's gate blocks: LSTM (i, f, g, o), GRU (r, z, n)
     direction = 0 if layer == "rnn.forward" else 1
     suffix = "" if direction == 0 else "_reverse"
     rows = [g * H + j for g in range(G)]  # one row per gate block
@@ -94,7 +92,7 @@ def expected_entries(net_id: str, net, layer: str, j: int) -> tuple[dict, dict]:
 def init_bound(net_id: str, name: str) -> float:
     """nn.Linear / nn.LSTM / nn.GRU defaults: U(-1/sqrt(fan_in), ...) and U(-1/sqrt(hidden), ...)."""
     model, spec = NETS[net_id]
-    if model == "mlp":
+    if not MODEL_INFO[model].recurrent:  # an MLP's layers
         fan_in = 28 * 28 if name.startswith("hidden.0") else spec.hidden
         return 1 / math.sqrt(fan_in)
     return 1 / math.sqrt(spec.hidden)
@@ -118,7 +116,8 @@ def test_replacing_one_unit_touches_exactly_its_entries(net_id):
     train_steps(base, base_optimizer, net_id, 3)
     inputs, lengths, _ = batch(net_id)
     layers = base.unit_layers()
-    assert [layer.name for layer in layers] == (["hidden.0", "hidden.1"] if net_id == "mlp" else ["rnn.forward", "rnn.reverse"])
+    recurrent = MODEL_INFO[NETS[net_id][0]].recurrent
+    assert [layer.name for layer in layers] == (["rnn.forward", "rnn.reverse"] if recurrent else ["hidden.0", "hidden.1"])
     for layer in layers:
         j = layer.size - 2  # not unit 0, so a missing offset would show
         net, optimizer = copy.deepcopy((base, base_optimizer))
@@ -438,7 +437,6 @@ def test_command_line_strings_are_coerced_and_unknown_fields_rejected():
 
 def loop_cases() -> list[tuple[str, str]]:
     """Every valid model x stream (the MLP reads images only)."""
-    from lopmodels.catalog import MODEL_INFO
     from trainables.streams import STREAMS, reads
     return [(m, s) for m in MODEL_INFO.names() for s in STREAMS.names() if reads(m, s)]
 

@@ -7,15 +7,17 @@ import math
 import pytest
 import torch
 
-from lopmodels import MODELS, ModelSpec, build_model
+from lopmodels import ModelSpec, build_model
+from lopmodels.catalog import MODEL_INFO
 from lopmodels.errors import ConfigError
+from tests.model_cases import MODEL_INPUTS, MODEL_READOUTS
 
 SPECS = {
     "image": ModelSpec("image", num_classes=10, hidden=5),
     "tokens": ModelSpec("tokens", num_classes=3, hidden=4, embed=6, vocab_size=20),
 }
-VALID = [(m, k) for m in MODELS.names() for k in SPECS if not (m == "mlp" and k == "tokens")]
-READOUTS = [(m, k, r) for m, k in VALID for r in ("state", "last-position") if not (m == "mlp" and r != "state")]
+RECURRENT_INPUTS = [(name, kind) for name, kind in MODEL_INPUTS if MODEL_INFO[name].recurrent]
+RECURRENT_ON_TOKENS = [name for name, kind in RECURRENT_INPUTS if kind == "tokens"]
 
 
 def make(name: str, kind: str, seed: int = 0, readout: str = "state"):
@@ -33,7 +35,7 @@ def sample_inputs(kind: str, batch: int = 6):
     return tokens, lengths
 
 
-@pytest.mark.parametrize("name,kind", VALID)
+@pytest.mark.parametrize("name,kind", MODEL_INPUTS)
 def test_unit_map_partitions_the_parameters_it_names(name, kind):
     """Each slice names a real parameter; over all units, incoming rows and outgoing columns are covered exactly once."""
     net = make(name, kind)
@@ -54,7 +56,7 @@ def test_unit_map_partitions_the_parameters_it_names(name, kind):
     assert sorted(torch.cat(head_cols).tolist()) == list(range(params["head.weight"].shape[1]))
 
 
-@pytest.mark.parametrize("name,kind,readout", READOUTS)
+@pytest.mark.parametrize("name,kind,readout", MODEL_READOUTS)
 def test_forward_units_agrees_with_forward(name, kind, readout):
     """Same logits as `forward`, computed from the features; per-step values only when asked for."""
     net = make(name, kind, readout=readout)
@@ -76,7 +78,7 @@ def test_forward_units_agrees_with_forward(name, kind, readout):
         assert steps.valid.sum(dim=1).tolist() == lengths.tolist()
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", RECURRENT_ON_TOKENS)
 def test_padding_does_not_change_the_answer(name):
     """A sentence alone and the same sentence inside a longer padded batch give the same logits and unit activations."""
     net = make(name, "tokens")
@@ -90,7 +92,7 @@ def test_padding_does_not_change_the_answer(name):
             torch.testing.assert_close(single.activations[key][0], batched.activations[key][i], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", RECURRENT_ON_TOKENS)
 def test_readout_is_forward_last_token_and_backward_first(name):
     """Independent reference: run the cell by hand over the true tokens in each direction."""
     net = make(name, "tokens")
@@ -108,7 +110,7 @@ def test_readout_is_forward_last_token_and_backward_first(name):
             torch.testing.assert_close(out[0, -1], features[i, part], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,kind", [("lstm", "image"), ("lstm", "tokens"), ("gru", "tokens")])
+@pytest.mark.parametrize("name,kind", RECURRENT_INPUTS)
 def test_last_position_reads_out_minus_one_of_the_unpacked_padded_run(name, kind):
     """The reference's readout: an unpacked torch module with the same weights, run by hand over the padded batch."""
     net = make(name, kind, readout="last-position")
@@ -122,7 +124,7 @@ def test_last_position_reads_out_minus_one_of_the_unpacked_padded_run(name, kind
     torch.testing.assert_close(forward.logits, net.head(out[:, -1]), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", RECURRENT_ON_TOKENS)
 def test_last_position_differs_from_state_by_exactly_the_padding(name):
     """Its forward half has read the padding as tokens, its backward half one (padding) token; nothing else differs."""
     state, last = make(name, "tokens"), make(name, "tokens", readout="last-position")  # same seed: same weights

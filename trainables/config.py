@@ -10,6 +10,8 @@ from typing import Any, Callable, Mapping
 from lopmodels.catalog import MODEL_INFO, READOUTS
 from lopmodels.errors import ConfigError
 from lopmodels.registry import check_choice
+from trainables.datasets import DATASETS
+from trainables.ranges import NON_NEGATIVE, POSITIVE, STEP_SIZE, Range
 from trainables.streams import PAIR_SAMPLINGS, STREAMS, StreamSpec, reads
 from trainables.tokenizer_names import KINDS as TOKENIZER_KINDS
 
@@ -31,7 +33,8 @@ SWITCHES = {
     "readout": Switch(READOUTS, "recurrent models", lambda cfg: MODEL_INFO[cfg.model].recurrent),
     "pair_sampling": Switch(PAIR_SAMPLINGS, "binary streams (mnist-binary, lang-binary)",
                             lambda cfg: cfg.stream_spec.is_binary),
-    "pixels": Switch(("normalized", "raw"), "MNIST streams", lambda cfg: cfg.stream_spec.dataset == "mnist"),
+    "pixels": Switch(("normalized", "raw"), "MNIST streams",
+                     lambda cfg: DATASETS[cfg.stream_spec.dataset].raw_pixels),
     "head": Switch(("task", "all-classes"), "binary streams (mnist-binary, lang-binary)",
                    lambda cfg: cfg.stream_spec.is_binary),
     "test_split": Switch(("fixed", "resplit"), "language streams", lambda cfg: cfg.stream_spec.is_language),
@@ -44,10 +47,11 @@ def matched_epochs(paper_steps: int, task_train_size: int, batch_size: int) -> i
     return math.ceil(paper_steps / math.ceil(task_train_size / batch_size))
 
 
-def about(default: Any, help: str, option: str | None = None) -> Any:
-    """A TrialConfig field with its help text (and command-line name, if not `--field-name`): `lop trial`'s
-    options are made from these (sweeps/trial_options.py)."""
-    return field(default=default, metadata={"help": help, **({"option": option} if option else {})})
+def about(default: Any, help: str, option: str | None = None, valid: Range | None = None) -> Any:
+    """A TrialConfig field with its help text (and command-line name, if not `--field-name`; and a numeric
+    field's valid range): `lop trial`'s options are made from these (sweeps/trial_options.py)."""
+    return field(default=default, metadata={"help": help, **({"option": option} if option else {}),
+                                            **({"range": valid} if valid else {})})
 
 
 @dataclass(frozen=True)
@@ -59,23 +63,31 @@ class TrialConfig:
     mitigation: str = about("none", "A mitigation (lopmodels/mitigations/; docs/mitigations.md).")
     # the mitigation's fields: `--set field=value`
     mitigation_args: Mapping[str, Any] = field(default_factory=dict, metadata={"option": "--set"})
-    tasks: int | None = about(None, "Tasks in the stream (default: the stream's, 50 MNIST, 100 languages).")
+    tasks: int | None = about(None, "Tasks in the stream (default: the stream's, 50 MNIST, 100 languages).",
+                              valid=POSITIVE)
     epochs_per_task: int | None = about(None, "Epochs per task (default: the stream's, 30 for the paper's).",
-                                        option="--epochs")
-    seed: int = about(0, "Model initialisation, batch order and mitigation randomness.")
-    stream_seed: int = about(0, "Task order: shared by every arm of a replicate, so comparisons are paired.")
-    hidden: int | None = about(None, "Units per hidden layer (default: the model's, mlp 25, lstm 25, gru 64).")
-    embed: int | None = about(None, "Token embedding size (default: = hidden; language streams only).")
-    hidden_layers: int = about(2, "Hidden layers of the MLP.")
-    seq_len: int | None = about(None, "Tokens kept per sentence (default: 25 lang-reshuffle, 50 lang-binary).")
+                                        option="--epochs", valid=POSITIVE)
+    seed: int = about(0, "Model initialisation, batch order and mitigation randomness.", valid=NON_NEGATIVE)
+    stream_seed: int = about(0, "Task order: shared by every arm of a replicate, so comparisons are paired.",
+                             valid=NON_NEGATIVE)
+    hidden: int | None = about(None, "Units per hidden layer (default: the model's, mlp 25, lstm 25, gru 64).",
+                               valid=POSITIVE)
+    embed: int | None = about(None, "Token embedding size (default: = hidden; language streams only).",
+                              valid=POSITIVE)
+    hidden_layers: int = about(2, "Hidden layers of the MLP.", valid=POSITIVE)
+    seq_len: int | None = about(None, "Tokens kept per sentence (default: 25 lang-reshuffle, 50 lang-binary).",
+                                valid=POSITIVE)
     tokenizer: str = about("bpe", "bpe (subword, trained on the training split) or char.")
-    vocab_size: int = about(8192, "BPE vocabulary size.")
+    vocab_size: int = about(8192, "BPE vocabulary size.", valid=POSITIVE)
     languages: tuple[str, ...] | None = about(None, "Comma-separated ISO 639-3 codes (language streams; default: "
                                                      "the stream's).")
-    batch_size: int | None = about(None, "Default: the stream's (6000 MNIST, 512 / 128 languages).")
-    lr: float | None = about(None, "Adam's learning rate (default: the stream's, 0.01, lang-binary 0.1).")
-    train_limit: int | None = about(None, "A fixed class-balanced training subset (default: the stream's).")
-    test_limit: int | None = about(None, "A fixed class-balanced test subset.")
+    batch_size: int | None = about(None, "Default: the stream's (6000 MNIST, 512 / 128 languages).",
+                                   valid=POSITIVE)
+    lr: float | None = about(None, "Adam's learning rate (default: the stream's, 0.01, lang-binary 0.1).",
+                             valid=STEP_SIZE)
+    train_limit: int | None = about(None, "A fixed class-balanced training subset (default: the stream's).",
+                                    valid=POSITIVE)
+    test_limit: int | None = about(None, "A fixed class-balanced test subset.", valid=POSITIVE)
     device: str = about("auto", "auto (CUDA when visible), cpu, cuda or cuda:N.")
     # protocol switches (SWITCHES; docs/protocols.md): the defaults are the correct protocol
     readout: str = about("state", "Recurrent models: state, or the reference's last-position (out[:, -1]); "
@@ -97,17 +109,11 @@ class TrialConfig:
             raise ConfigError(f"unknown device {self.device!r}; choose one of: auto, cpu, cuda, cuda:N")
         object.__setattr__(self, "mitigation_args", dict(self.mitigation_args))
         self.built_mitigation()  # unknown fields and bad values fail here
-        for name in ("tasks", "epochs_per_task", "hidden", "embed", "hidden_layers", "seq_len",
-                     "vocab_size", "batch_size", "train_limit", "test_limit"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        # inf passes `> 0` and trains to nan; a huge finite lr is allowed: it diverges, which the loop records
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf):
-            raise ConfigError(f"lr must be positive and finite, got {self.lr!r}")
-        for name in ("seed", "stream_seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):  # every numeric field's range, declared beside its help
+            value, valid = getattr(self, f.name), f.metadata.get("range")
+            defaulted = value is None and f.default is None  # None: the paper's default, where a field has one
+            if valid is not None and not defaulted and not valid.holds(value):
+                raise ConfigError(valid.error(f.name, value))
         spec = self.stream_spec
         if not reads(self.model, self.stream):
             able = [m for m in MODEL_INFO.names() if reads(m, self.stream)]

@@ -39,7 +39,12 @@ def check_output(target: Path, *, force: bool, option: str = "--out") -> None:
     if target.exists() and not force:
         raise ConfigError(f"{option} {target} exists; give another path or --force to replace it")
     if not target.parent.is_dir():
-        raise ConfigError(f"cannot write {option} {target}: folder {target.parent} does not exist")
+        nearest = next((folder for folder in target.parents if folder.exists()), None)
+        if nearest is not None and not nearest.is_dir():  # a path under a regular file
+            raise ConfigError(f"cannot write {option} {target}: {nearest} is a file, not a folder; give a path "
+                              "in a folder")
+        raise ConfigError(f"cannot write {option} {target}: folder {target.parent} does not exist; create it or "
+                          "give a path in an existing folder")
     probe = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.probe")
     try:
         probe.touch(exist_ok=False)

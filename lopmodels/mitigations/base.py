@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from lopmodels.errors import ConfigError
+from lopmodels.limits import FLOAT32_SAFE
 from lopmodels.registry import Registry
 
 if TYPE_CHECKING:  # torch is imported by the trial, not by reading a mitigation's fields (lopmodels/lazy.py)
@@ -109,9 +110,10 @@ def build_mitigation(name: str, args: Mapping[str, Any] | None = None) -> Mitiga
             valid = ", ".join(sorted(known)) or "none"
             raise ConfigError(f"unknown field {key!r} for mitigation {name!r}; valid fields: {valid}")
     values = {key: _coerce(name, known[key], value) for key, value in args.items()}
-    for key, value in values.items():  # inf passes every `> 0` check and then trains to nan
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"mitigation {name!r}: {key} must be finite, got {value!r}")
+    for key, value in values.items():  # inf (or 1e308, inf in float32) passes every `> 0` check and trains to nan
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_SAFE):
+            raise ConfigError(f"mitigation {name!r}: {key} must be finite in float32 (at most {FLOAT32_SAFE:g} in "
+                              f"size: a trial computes in float32), got {value!r}")
     return cls(**values)
 
 

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sweeps.manifest import DriverLock, Manifest
-from tests.processes import kill_descendants, lop
+from tests.processes import LOP, kill_descendants, lop
 
 TIMING_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]
 
@@ -185,6 +186,9 @@ def test_a_trial_that_fails_once_is_reported_readably_and_finished_by_resume(tmp
     assert run.returncode == 1, run.stderr[-3000:]
     assert re.search(r"trial flaky-r0-\w+ errored: RuntimeError: injected failure at task 2; the others go on",
                      run.stderr), run.stderr[-3000:]
+    for said in (run.stdout, run.stderr):  # the trial's name and the error's last line, not Ray's report of it
+        assert "Traceback" not in said and "Error file" not in said, said[-3000:]
+        assert "/tmp/ray" not in said and f"{env['RAY_TMPDIR']}/ray" not in said, said[-3000:]
     folder = tmp_path / "flaky"
     status = lop("sweep", "status", str(folder), env=env)
     assert "error: RuntimeError: injected failure at task 2" in status.stdout, status.stdout
@@ -198,3 +202,57 @@ def test_a_trial_that_fails_once_is_reported_readably_and_finished_by_resume(tmp
     steady = frame[frame["arm"] == "steady"][kept].reset_index(drop=True)
     assert len(flaky) == 3 * 2  # each epoch once: the failed attempt's task 2 is not kept
     pd.testing.assert_frame_equal(flaky, steady)  # resumed from its task-1 checkpoint: the same numbers
+
+
+THREE_TRIALS = """
+name: three
+title: three trials, one at a time
+base: {model: mlp, stream: mnist-reshuffle, tasks: 10, epochs_per_task: 3, train_limit: 20000, test_limit: 1000,
+       batch_size: 1000}
+arms:
+  only: {hidden: 16}
+"""
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_ctrl_c_early_in_a_sweep_of_three_trials_one_at_a_time_counts_them_all_and_leaves_no_process(
+        tmp_path, ray_env, interrupts):
+    """Ctrl-C once (Tune's graceful stop) or twice (at once) while the first of three trials runs: the two trials
+    Tune never created count as unfinished, the resume command is printed, and Ray's processes all end."""
+    (tmp_path / "three.yaml").write_text(THREE_TRIALS)
+    log = tmp_path / "driver.log"
+    with open(log, "w") as stderr:
+        driver = subprocess.Popen([*LOP, "sweep", "run", str(tmp_path / "three.yaml"), "--scale", "paper", "--seeds",
+                                   "3", "--max-concurrent", "1", "--storage", str(tmp_path)], env=ray_env,
+                                  stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    folder = tmp_path / "three"
+    try:
+        wait_for(lambda: any(path.read_text().strip() for path in folder.glob("*/result.json")), 240,
+                 "a first result")
+        driver.send_signal(signal.SIGINT)
+        if interrupts == 2:  # once Tune's graceful stop has begun: the first interrupt reached it
+            wait_for(lambda: "Stop signal received" in log.read_text(), 60, "Tune's graceful stop")
+            driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    said = log.read_text()
+    assert driver.returncode in ((1,) if interrupts == 1 else (1, 130)), said[-3000:]
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said and "Aborted!" not in said, said[-3000:]
+    assert "0 trials done, 0 errored, 3 unfinished" in said and f"lop sweep resume {folder}" in said, said[-3000:]
+    deadline = time.monotonic() + 30  # Ray's daemons exit a moment after the driver
+    while session_processes(driver.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = session_processes(driver.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the stopped sweep still alive: {left}"

@@ -119,6 +119,44 @@ def test_a_damaged_newest_tune_state_is_set_aside_and_the_older_one_resumes_to_t
                                   export(finished, ray_env).drop(columns=TIMING_COLUMNS))
 
 
+def corrupt_bytes(path: Path, at: int) -> None:
+    """Overwrite four bytes at `at` with bytes that are not UTF-8 (a disk fault, a bad copy)."""
+    data = bytearray(path.read_bytes())
+    data[at:at + 4] = b"\xff\xfe\xfd\xfc"
+    path.write_bytes(bytes(data))
+
+
+def test_bytes_that_are_not_utf8_in_the_tune_state_and_the_records_are_damage_not_a_traceback(
+        interrupted, tmp_path, ray_env):
+    folder = copy(interrupted, tmp_path, "bad-bytes")
+    newest = snapshots(folder)[-1]
+    shutil.copy(newest, folder / "experiment_state-2000-01-01_00-00-00.json")  # an older driver's copy
+    corrupt_bytes(newest, newest.stat().st_size // 2)
+    result = max(folder.glob("*/result.json"), key=lambda path: path.stat().st_size)
+    second_line = len(result.read_bytes().split(b"\n")[0]) + 1
+    corrupt_bytes(result, second_line + 10)  # task 1, epoch 2 of that trial
+    trial = result.parent.name
+
+    status = lop("sweep", "status", str(folder), "--json", env=ray_env)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr[-3000:]
+    data = json.loads(status.stdout)
+    damage = {entry["name"]: entry["damaged_records"] for entry in data["trials"]}
+    assert damage[trial].startswith("1 of ") and damage[trial].endswith("epochs unreadable, from task 1"), damage
+    assert data["resume"] == f"lop sweep resume {folder}"
+    out = tmp_path / "bad-bytes.parquet"
+    short = lop("results", "export", str(folder), "--out", str(out), env=ray_env)
+    assert short.returncode == 0 and f"trial {trial}: its result.json is damaged" in short.stderr, short.stderr
+    assert len(pd.read_parquet(out)) < 2 * 10 * 3
+
+    resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
+    kill_descendants()
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+    assert f"{newest.name} is damaged (set aside as {newest.name}.damaged)" in resumed.stderr
+    assert f"trial {trial}: its records are damaged" in resumed.stderr
+    records = export(folder, ray_env)
+    assert len(records) == 2 * 10 * 3 and not records.duplicated(KEYS).any()
+
+
 def test_damaged_records_of_finished_trials_are_named_and_re_run_to_the_same_records(finished, tmp_path, ray_env):
     folder = copy(finished, tmp_path, "damaged-records")
     results = sorted(folder.glob("*/result.json"))

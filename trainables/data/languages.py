@@ -19,14 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lopmodels.errors import ConfigError
+from trainables.datasets import DATASETS
 
 from .cache import parquet_bytes, write_atomic
 from .download import Source, SourceFailed, WheelFile, fetch_url, first_available
 from .tables import read_table
 
-# The paper's 20 languages (ISO 639-3); its 10-language reshuffle stream is a subset.
-PAPER_LANGUAGES = ("spa", "por", "ita", "fra", "ron", "deu", "swe", "rus", "hin", "ara",
-                   "jpn", "kor", "tur", "nld", "ell", "pol", "ukr", "ces", "heb", "cmn")
+PAPER_LANGUAGES = DATASETS["languages"].classes  # the paper's 20 (ISO 639-3), fetched by default
 SPLIT_SEED = 20_240_917  # fixed: the split is chosen once, the same on every machine
 TATOEBA_URL = "https://downloads.tatoeba.org/exports/per_language"  # LOP_TATOEBA_URL overrides
 TATOEBA_SOURCE = "Tatoeba per-language exports"

