@@ -15,7 +15,8 @@ from sweeps import loggers as trackers
 from sweeps.cluster import Resources, check_reachable, check_resources, connect
 from sweeps.launch import echo, fit, trainable
 from sweeps.manifest import DriverLock, Manifest
-from sweeps.ray_adapter import latest_checkpoints, requeue_finished, set_max_concurrent, snapshot_trials
+from sweeps.ray_adapter import (SNAPSHOTS, latest_checkpoints, requeue_finished, set_max_concurrent,
+                                snapshot_readable, snapshot_trials)
 from sweeps.status import all_finished, damaged_trials, trial_dirs, tune_states
 from sweeps.storage import StoragePath, local_path, location
 from sweeps.tune_state import run_command, set_aside_damaged_snapshots
@@ -114,15 +115,17 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
     resources = Resources(manifest.cpus_per_trial if cpus_per_trial is None else cpus_per_trial,
                           manifest.gpus_per_trial if gpus_per_trial is None else gpus_per_trial,
                           max_concurrent or manifest.max_concurrent, manifest.max_failures)
-    with DriverLock(folder):
-        local = local_path(folder)
+    local = local_path(folder)
+    with DriverLock(folder):  # a second driver is refused before Ray starts; the lock file names this one
+        if local is not None and not any(snapshot_readable(s) for s in local.glob(SNAPSHOTS)):
+            set_aside_damaged_snapshots(local, manifest, echo)  # no snapshot reads: its one-line error, pre-Ray
+        connect(address, ship=shipped(plugins))  # every check before any repair: a refused resume leaves the
+        check_resources(resources)               # sweep's files as they were
+        check_reachable(folder)
         if local is not None:
             set_aside_damaged_snapshots(local, manifest, echo)
         rerun_damaged_records(folder)
         restore_lost_checkpoints(folder)
-        connect(address, ship=shipped(plugins))
-        check_resources(resources)
-        check_reachable(folder)
         changed = (resources.cpus_per_trial, resources.gpus_per_trial) != (manifest.cpus_per_trial,
                                                                            manifest.gpus_per_trial)
         if changed:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from lopmodels.errors import ConfigError
+from sweeps.loggers import NONE
 from sweeps.manifest import Manifest
 from sweeps.ray_adapter import SNAPSHOTS, snapshot_readable
 from sweeps.storage import StoragePath
@@ -35,7 +36,7 @@ def run_command(manifest: Manifest, folder: StoragePath, name: str | None = None
     if manifest.max_concurrent is not None:
         parts += ["--max-concurrent", str(manifest.max_concurrent)]
     parts += [a for override in manifest.overrides for a in ("--set", override)]
-    parts += [a for logger in manifest.loggers for a in ("--logger", logger)]
+    parts += [a for logger in manifest.loggers or [NONE] for a in ("--logger", logger)]  # [] is `--logger none`
     return shlex.join(parts)
 
 

@@ -218,3 +218,15 @@ def test_wandb_offline_and_mlflow_to_a_file_store(tmp_path, ray_env, monkeypatch
     assert len(client.get_metric_history(mlflow_run.info.run_id, "diagnostics/effective_rank")) == 2  # 2 tasks
     assert mlflow_run.data.params["run/trial/model"] == "mlp" and "hidden" not in mlflow_run.data.metrics
     assert mlflow_run.info.status == "FINISHED"
+
+
+def test_the_advised_command_keeps_the_sweeps_trackers_and_their_absence():
+    from sweeps.tune_state import run_command
+
+    manifest = Manifest(sweep="fig1", title="", scale="smoke", arms=["mlp"], seeds=1, seed_start=0, trials=1,
+                        tasks=2, cpus_per_trial=1, gpus_per_trial=0, max_concurrent=None, max_failures=2,
+                        code_version="x", data_hash={})
+    untracked = run_command(manifest, Path("/runs/s"))  # `--logger none` (or a sweep from before trackers)
+    assert untracked.endswith("--logger none"), untracked
+    tracked = run_command(dataclasses.replace(manifest, loggers=["tensorboard", "csv"]), Path("/runs/s"))
+    assert tracked.endswith("--logger tensorboard --logger csv"), tracked

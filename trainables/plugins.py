@@ -22,6 +22,7 @@ from lopmodels.errors import ConfigError
 
 ENV = "LOP_PLUGINS"
 ENTRY_POINT_GROUP = "lop.plugins"
+WORKER_FIX = "; workers get only a plugin's own module, not an installed one: install what else it needs on every node"
 
 
 def plugin_specs(given: Iterable[str] = ()) -> list[str]:
@@ -51,7 +52,16 @@ def import_plugin(spec: str) -> ModuleType:
     except Exception as error:  # a plugin's own failure: its name and the error's last line
         sys.modules.pop(Path(spec).stem if spec.endswith(".py") else spec, None)
         last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-        raise ConfigError(f"plugin {spec!r} failed to import: {type(error).__name__}: {last}") from None
+        node = worker_node()
+        where, fix = (f" on Ray node {node}", WORKER_FIX) if node else ("", "")
+        raise ConfigError(f"plugin {spec!r} failed to import{where}: {type(error).__name__}: {last}{fix}") from None
+
+
+def worker_node() -> str | None:
+    """The address of the Ray node this runs on inside a trial, None on the driver (which imports plugins before
+    Ray starts): a plugin that fails only there lacks what `shipped` does not send."""
+    ray = sys.modules.get("ray")
+    return ray.util.get_node_ip_address() if ray is not None and ray.is_initialized() else None
 
 
 def import_plugins(specs: Iterable[str]) -> list[ModuleType]:
