@@ -95,14 +95,12 @@ class DriverLock:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not take_lock(handle):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
             raise SweepLocked(f"sweep {self.path.parent} is being run by another driver ({holder}); "
-                              "wait for it to finish or stop it first") from None
+                              "wait for it to finish or stop it first")
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -114,6 +112,29 @@ class DriverLock:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
+
+
+def take_lock(handle: IO[str]) -> bool:
+    """An exclusive `flock` on `handle` if no other process holds one, without waiting."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def driver_running(folder: StoragePath) -> bool | None:
+    """Whether a driver holds the sweep's lock; None where there is no lock (storage in a bucket)."""
+    local = local_path(folder)
+    if local is None:
+        return None
+    if not (local / LOCK).exists():
+        return False
+    with open(local / LOCK) as handle:
+        if not take_lock(handle):
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def refuse_existing(folder: StoragePath) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sweeps.record_check import Damage, is_finished, trial_damage
 from sweeps.results import RESULT_FILE, latest_attempts, read_rows
-from sweeps.manifest import LOCK, Manifest
+from sweeps.manifest import Manifest, driver_running
 from sweeps.ray_adapter import snapshot_trials
-from sweeps.storage import StoragePath, local_path, location
+from sweeps.storage import StoragePath, location
 
 
 DRIVER_STATES = {True: "running", False: "not running", None: "unknown (storage in a bucket has no driver lock)"}
@@ -54,24 +54,6 @@ def damaged_trials(folder: StoragePath) -> dict[str, Damage]:
 def tune_states(folder: StoragePath) -> dict[str, str]:
     """trial id -> Tune's status (RUNNING in a snapshot whose driver is gone means interrupted)."""
     return {trial["trial_id"]: trial["status"] for trial in snapshot_trials(folder)}
-
-
-def driver_running(folder: StoragePath) -> bool | None:
-    """Whether a driver holds the sweep's lock; None where there is no lock (storage in a bucket)."""
-    import fcntl
-    local = local_path(folder)
-    if local is None:
-        return None
-    lock = local / LOCK
-    if not lock.exists():
-        return False
-    with open(lock) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
 
 
 def exception_line(error_file: StoragePath) -> str | None:

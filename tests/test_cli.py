@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from sweeps.cli import main
 from tests.processes import lop, lop_imports_torch
 
 @pytest.fixture
@@ -59,9 +61,9 @@ def test_trial_writes_every_epoch(tmp_path, env):
 ])
 def test_bad_trial_input_exits_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "never.parquet"
-    run = lop("trial", *args, "--out", str(out))
-    assert run.returncode == 2, run.stderr
-    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    run = CliRunner().invoke(main, ["trial", *args, "--out", str(out)])  # in this process: no subprocess needed
+    assert run.exit_code == 2, run.stderr
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert not out.exists()
 
 

@@ -108,6 +108,18 @@ def test_a_second_driver_is_refused(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["lop-driver.lock", "lop-sweep.json", "tuner.pkl"]
 
 
+def assert_session_ended(session: int) -> None:
+    """No process of the stopped driver's session is left once Ray's daemons had a moment to exit (any left are
+    killed, then reported)."""
+    deadline = time.monotonic() + 30
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = session_processes(session)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the stopped sweep still alive: {left}"
+
+
 def session_processes(sid: int) -> list[int]:
     """Live processes of session `sid` (from /proc)."""
     found = []
@@ -138,13 +150,7 @@ def test_sigterm_stops_a_sweep_cleanly_with_the_resume_command(tmp_path, ray_env
     assert driver.returncode == 1, stderr[-3000:]
     assert "sweep stopped:" in stderr and f"lop sweep resume {folder}" in stderr and "Fatal Python" not in stderr
     assert "Tuner.restore" not in stderr  # Tune's own hint, which cannot resume a lop sweep, is ours instead
-    deadline = time.monotonic() + 30  # Ray's daemons exit a moment after the driver
-    while session_processes(driver.pid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = session_processes(driver.pid)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes of the stopped sweep still alive: {left}"
+    assert_session_ended(driver.pid)
     status = lop("sweep", "status", str(folder), env=ray_env)
     assert "lop sweep resume" in status.stdout, status.stdout
 
@@ -249,10 +255,4 @@ def test_ctrl_c_early_in_a_sweep_of_three_trials_one_at_a_time_counts_them_all_a
     assert driver.returncode in ((1,) if interrupts == 1 else (1, 130)), said[-3000:]
     assert "Traceback" not in said and "KeyboardInterrupt" not in said and "Aborted!" not in said, said[-3000:]
     assert "0 trials done, 0 errored, 3 unfinished" in said and f"lop sweep resume {folder}" in said, said[-3000:]
-    deadline = time.monotonic() + 30  # Ray's daemons exit a moment after the driver
-    while session_processes(driver.pid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = session_processes(driver.pid)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes of the stopped sweep still alive: {left}"
+    assert_session_ended(driver.pid)

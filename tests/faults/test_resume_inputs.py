@@ -9,27 +9,17 @@ import json
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sweeps.manifest import LOCK
-from tests.faults.test_tune_state import KEYS, TIMING_COLUMNS, checkpointed, copy, export, snapshots, truncate
-from tests.processes import LOP, kill_descendants, lop
+from tests.faults.test_tune_state import (KEYS, TIMING_COLUMNS, copy, export, snapshots,
+                                          stopped_when_checkpointed, sweep_yaml, truncate)
+from tests.processes import kill_descendants, lop
 
-SWEEP_FILE = """
-name: resumed
-title: resume inputs
-base: {model: mlp, stream: mnist-reshuffle, tasks: 6, epochs_per_task: 3, train_limit: 10000, test_limit: 500,
-       batch_size: 1000}
-arms:
-  wide: {hidden: 32}
-  narrow: {hidden: 8}
-"""
+SWEEP_FILE = sweep_yaml("resumed", "resume inputs", tasks=6, train_limit=10000, test_limit=500)
 RUN = ["--scale", "paper", "--seeds", "1", "--max-concurrent", "2"]
 RECORDS = 2 * 6 * 3
 
@@ -44,19 +34,7 @@ def sweep_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def interrupted(sweep_file, ray_env) -> Path:
     """The sweep folder of a driver stopped by SIGTERM after some trial finished two tasks."""
-    driver = subprocess.Popen([*LOP, "sweep", "run", str(sweep_file), *RUN, "--storage", str(sweep_file.parent),
-                               "--name", "interrupted"],
-                              env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    folder = sweep_file.parent / "interrupted"
-    deadline = time.monotonic() + 300
-    while not checkpointed(folder) and time.monotonic() < deadline and driver.poll() is None:
-        time.sleep(0.2)
-    driver.send_signal(signal.SIGTERM)
-    _, stderr = driver.communicate(timeout=120)
-    kill_descendants()
-    assert driver.returncode == 1 and "sweep stopped" in stderr, stderr[-3000:]
-    return folder
+    return stopped_when_checkpointed([str(sweep_file), *RUN], sweep_file.parent / "interrupted", ray_env)
 
 
 def hashes(folder: Path) -> dict[str, str]:

@@ -14,15 +14,22 @@ import pytest
 
 from tests.processes import LOP, kill_descendants, lop
 
-SWEEP_FILE = """
-name: faults
-title: fault injection
-base: {model: mlp, stream: mnist-reshuffle, tasks: 10, epochs_per_task: 3, train_limit: 20000, test_limit: 1000,
-       batch_size: 1000}
+
+
+def sweep_yaml(name: str, title: str, tasks: int, train_limit: int, test_limit: int) -> str:
+    """A two-arm MLP sweep file, small enough for fault tests (docs/sweep-files.md)."""
+    return f"""
+name: {name}
+title: {title}
+base: {{model: mlp, stream: mnist-reshuffle, tasks: {tasks}, epochs_per_task: 3, train_limit: {train_limit},
+       test_limit: {test_limit}, batch_size: 1000}}
 arms:
-  wide: {hidden: 32}
-  narrow: {hidden: 8}
+  wide: {{hidden: 32}}
+  narrow: {{hidden: 8}}
 """
+
+
+SWEEP_FILE = sweep_yaml("faults", "fault injection", tasks=10, train_limit=20000, test_limit=1000)
 TIMING_COLUMNS = ["seconds", "pid", "node_ip", "trial_id"]
 KEYS = ["arm", "seed", "task", "epoch"]
 
@@ -41,11 +48,15 @@ def interrupted(tmp_path_factory, ray_env) -> Path:
     """The sweep folder of a driver stopped by SIGTERM after some trial finished two tasks."""
     root = tmp_path_factory.mktemp("faults")
     (root / "faults.yaml").write_text(SWEEP_FILE)
-    driver = subprocess.Popen([*LOP, "sweep", "run", str(root / "faults.yaml"), "--scale", "paper", "--seeds", "1",
-                               "--max-concurrent", "2", "--storage", str(root), "--name", "interrupted"],
-                              env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    folder = root / "interrupted"
+    return stopped_when_checkpointed([str(root / "faults.yaml"), "--scale", "paper", "--seeds", "1",
+                                      "--max-concurrent", "2"], root / "interrupted", ray_env)
+
+
+def stopped_when_checkpointed(run_args: list[str], folder: Path, ray_env: dict) -> Path:
+    """`folder` of `lop sweep run *run_args` stopped by SIGTERM once some trial has finished two tasks."""
+    driver = subprocess.Popen([*LOP, "sweep", "run", *run_args, "--storage", str(folder.parent), "--name",
+                               folder.name], env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while not checkpointed(folder) and time.monotonic() < deadline and driver.poll() is None:
         time.sleep(0.2)
