@@ -1,10 +1,12 @@
 """`lop sweep resume`: finish an interrupted sweep from its folder alone. Done trials stay done; interrupted and
-errored ones continue from their last checkpoint, after the repairs a damaged folder needs (a lost checkpoint, a
-damaged Tune snapshot), with the sweep's plugins and trackers, and optionally with other resources per trial.
+errored ones continue from their last checkpoint, after the repairs a damaged folder needs (a lost or unreadable
+checkpoint, a damaged Tune snapshot), with the sweep's plugins and trackers, and optionally with other resources
+per trial.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from sweeps.ray_adapter import (SNAPSHOTS, latest_checkpoints, requeue_finished,
                                 snapshot_readable, snapshot_trials)
 from sweeps.status import all_finished, damaged_trials, trial_dirs, tune_states
 from sweeps.storage import StoragePath, local_path, location
-from sweeps.tune_state import run_command, set_aside_damaged_snapshots
+from sweeps.tune_state import SET_ASIDE, run_command, set_aside_damaged_snapshots
 from trainables.config import TrialConfig
 from trainables.plugins import import_plugins, shipped
 from trainables.tune_trial import STATE_FILE
@@ -35,6 +37,39 @@ def check_configs(folder: StoragePath, manifest: Manifest) -> None:
                               f"with the code that started it ({manifest.code_version}) or start a new sweep") from None
 
 
+def kept_checkpoints(trial_dir: Path) -> list[Path]:
+    """The trial's checkpoint folders Tune wrote (`checkpoint_000010`), oldest first; set-aside ones excluded."""
+    return sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir() and re.fullmatch(r"checkpoint_\d+", p.name))
+
+
+def checkpoint_readable(checkpoint: Path) -> bool:
+    """Whether torch reads the checkpoint's state (an empty stand-in counts: the trial starts again)."""
+    try:
+        checkpoint_task(checkpoint)
+    except Exception:  # a file cut short or overwritten fails as a zip, pickle, EOF or key error alike
+        return False
+    return True
+
+
+def set_aside_unreadable_checkpoints(folder: StoragePath) -> None:
+    """Rename every checkpoint whose state does not read (a disk fault, a copy cut short) to
+    `<name>.damaged`, kept, never restored from: `restore_lost_checkpoints` then treats it as lost. Without
+    this the restored trial fails on the file at every retry."""
+    local = local_path(folder)
+    if local is None:
+        return  # a bucket: the trial's own error stands
+    for trial_dir in trial_dirs(local).values():
+        for checkpoint in kept_checkpoints(trial_dir):
+            if checkpoint_readable(checkpoint):
+                continue
+            aside, n = checkpoint.with_name(checkpoint.name + SET_ASIDE), 1
+            while aside.exists():  # an earlier repair set aside a checkpoint of the same name
+                n += 1
+                aside = checkpoint.with_name(f"{checkpoint.name}{SET_ASIDE}-{n}")
+            checkpoint.rename(aside)
+            echo(f"trial {trial_dir.name}: {checkpoint.name} cannot be read (set aside as {aside.name})")
+
+
 def restore_lost_checkpoints(folder: StoragePath) -> None:
     """Where the checkpoint Tune will restore a trial from is gone, put the trial's newest older checkpoint in
     its place (or an empty one: the trial starts again); the records after it are re-run, and the export keeps
@@ -47,7 +82,7 @@ def restore_lost_checkpoints(folder: StoragePath) -> None:
         trial_dir = dirs.get(trial_id)
         if trial_dir is None or (trial_dir / name).exists():
             continue
-        older = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir() and p.name < name)
+        older = [p for p in kept_checkpoints(trial_dir) if p.name < name]
         if older:
             shutil.copytree(older[-1], trial_dir / name)
             echo(f"trial {trial_dir.name}: {name} is missing; it resumes from {older[-1].name} and re-runs the "
@@ -80,8 +115,7 @@ def rerun_damaged_records(folder: StoragePath) -> None:
     for trial_id, damage in damaged.items():
         trial_dir, name = dirs[trial_id], latest.get(trial_id)
         if name is not None:
-            kept = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir())
-            usable = [p for p in kept if (checkpoint_task(p) or 0) <= damage.first_task]
+            usable = [p for p in kept_checkpoints(trial_dir) if (checkpoint_task(p) or 0) <= damage.first_task]
             start = usable[-1] if usable else None
             if start is None or start.name != name:
                 shutil.rmtree(trial_dir / name, ignore_errors=True)
@@ -124,6 +158,7 @@ def resume_sweep(folder: str | Path, *, address: str | None, max_concurrent: int
         check_reachable(folder)
         if local is not None:
             set_aside_damaged_snapshots(local, manifest, echo)
+        set_aside_unreadable_checkpoints(folder)
         rerun_damaged_records(folder)
         restore_lost_checkpoints(folder)
         changed = (resources.cpus_per_trial, resources.gpus_per_trial) != (manifest.cpus_per_trial,

@@ -130,6 +130,26 @@ def test_a_damaged_newest_tune_state_is_set_aside_and_the_older_one_resumes_to_t
                                   export(finished, ray_env).drop(columns=TIMING_COLUMNS))
 
 
+def test_a_checkpoint_that_does_not_read_is_set_aside_and_the_trial_resumes_to_the_same_records(
+        interrupted, finished, tmp_path, ray_env):
+    from sweeps.ray_adapter import latest_checkpoints
+    from sweeps.status import trial_dirs
+    from trainables.tune_trial import STATE_FILE
+    folder = copy(interrupted, tmp_path, "unreadable-checkpoint")
+    trial_id, name = sorted(latest_checkpoints(folder).items())[0]
+    trial_dir = trial_dirs(folder)[trial_id]
+    state = trial_dir / name / STATE_FILE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # a copy cut short
+    resumed = lop("sweep", "resume", str(folder), env=ray_env, timeout=400)
+    kill_descendants()
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+    assert f"trial {trial_dir.name}: {name} cannot be read (set aside as {name}.damaged)" in resumed.stderr
+    assert f"trial {trial_dir.name}: {name} is missing" in resumed.stderr  # then mended as a lost one
+    assert (trial_dir / f"{name}.damaged" / STATE_FILE).is_file()  # kept, never deleted
+    pd.testing.assert_frame_equal(export(folder, ray_env).drop(columns=TIMING_COLUMNS),
+                                  export(finished, ray_env).drop(columns=TIMING_COLUMNS))
+
+
 def corrupt_bytes(path: Path, at: int) -> None:
     """Overwrite four bytes at `at` with bytes that are not UTF-8 (a disk fault, a bad copy)."""
     data = bytearray(path.read_bytes())
