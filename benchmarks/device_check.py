@@ -300,16 +300,24 @@ def packing(section: dict[str, Any], deadline: float, save: Callable[[], None],
     section["status"] = "ok" if complete else "partial: the budget cut some rounds short"
 
 
+def next_message(results: Any, until: float) -> tuple[str, int, Any] | None:
+    """The next (kind, trial, value) a packed trial sends before `until`, None once time is up (a failed trial
+    raises with its traceback)."""
+    if (timeout := until - time.perf_counter()) <= 0:
+        return None
+    try:
+        kind, index, value = results.get(timeout=timeout)
+    except queue.Empty:
+        return None
+    if kind == "error":
+        raise RuntimeError(f"packed trial {index} failed:\n{value}")
+    return kind, index, value
+
+
 def wait_ready(results: Any, count: int, until: float) -> int:
-    """How many of `count` packed trials report ready by `until` (a failed one raises with its traceback)."""
+    """How many of `count` packed trials report ready by `until`."""
     ready = 0
-    while ready < count and (timeout := until - time.perf_counter()) > 0:
-        try:
-            kind, index, value = results.get(timeout=timeout)
-        except queue.Empty:
-            break
-        if kind == "error":
-            raise RuntimeError(f"packed trial {index} failed:\n{value}")
+    while ready < count and next_message(results, until) is not None:
         ready += 1
     return ready
 
@@ -322,13 +330,8 @@ def packing_round(commands: list[Any], results: Any, epochs: int, until: float) 
     started = time.perf_counter()
     seconds: list[float] = []
     last = started
-    while len(seconds) < n * epochs and (timeout := until - time.perf_counter()) > 0:
-        try:
-            kind, index, value = results.get(timeout=timeout)
-        except queue.Empty:
-            break
-        if kind == "error":
-            raise RuntimeError(f"packed trial {index} failed:\n{value}")
+    while len(seconds) < n * epochs and (message := next_message(results, until)) is not None:
+        kind, _, value = message
         if kind == "epoch":  # a late "ready" from a trial that is not in this round is not an epoch
             seconds.append(value)
             last = time.perf_counter()

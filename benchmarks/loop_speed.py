@@ -60,7 +60,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets, transforms
 
-from arguments import positive  # benchmarks/arguments.py, beside this script
+from arguments import names_among, positive  # benchmarks/arguments.py, beside this script
 
 from trainables import data as lop_data
 from trainables.config import TrialConfig
@@ -264,18 +264,9 @@ def machine(threads: int) -> str:
     return f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads{load}"
 
 
-def parse_models(text: str) -> list[str]:
-    models = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise argparse.ArgumentTypeError(f"unknown model(s) {', '.join(unknown) or repr(text)}; "
-                                         f"choose from: {', '.join(MODELS)}")
-    return models
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=parse_models, default=list(MODELS), help="comma-separated: " + ",".join(MODELS))
+    parser.add_argument("--models", type=names_among(MODELS), default=list(MODELS), help="comma-separated: " + ",".join(MODELS))
     parser.add_argument("--epochs", type=positive, default=3, help="timed epochs per side, after a warm-up (>= 3)")
     parser.add_argument("--threads", type=positive, default=2, help="torch threads, the same for both sides")
     args = parser.parse_args(argv)

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from arguments import positive  # benchmarks/arguments.py, beside this script
+from arguments import names_among, positive  # benchmarks/arguments.py, beside this script
 
 from lopmodels import MODELS
 from sweeps.base import TRIAL_COSTS, cost_pairs
@@ -115,15 +115,6 @@ def parse_pairs(text: str) -> list[Pair]:
     return pairs
 
 
-def parse_models(text: str) -> list[str]:
-    models = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise argparse.ArgumentTypeError(f"unknown model(s) {', '.join(unknown) or repr(text)}; "
-                                         f"choose from: {', '.join(MODELS.names())}")
-    return models
-
-
 def previous_rows(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """model -> stream -> row of an existing table; a row of the old one-row-per-model layout goes under its stream."""
     if not path.is_file():
@@ -139,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     which.add_argument("--pairs", type=parse_pairs, default=None,
                        help="comma-separated model/stream, e.g. gru/lang-binary,mlp/mnist-reshuffle "
                             "(default: every pair the registered sweeps run)")
-    which.add_argument("--models", type=parse_models, default=None,
+    which.add_argument("--models", type=names_among(MODELS.names()), default=None,
                        help="comma-separated models: every registered pair of these (mlp,lstm,gru)")
     parser.add_argument("--epochs", type=positive, default=5, help="timed epochs per pair, after a warm-up")
     parser.add_argument("--output", type=Path, default=TRIAL_COSTS, help="the table to write (rows merged)")
