@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import claims, figures, tables, verdicts
+from analysis.horizons import degradation_by_horizon, horizon_display, horizon_notes
 from analysis.blocks import Block, Bullets, Echo, Heading, Picture, Table, Text
 from analysis.metrics import diagnostic_columns, final_accuracy, missing_baselines
 from analysis.prose import (accuracy_sentence, collapsed_replicates, collapsed_sentence, diagnostics_sentence,
@@ -81,6 +82,20 @@ def degradation_blocks(degradation: pd.DataFrame, out: Path, echo: Echo) -> list
         Bullets(tables.DEGRADATION_NOTES)]
 
 
+def horizon_blocks(records: pd.DataFrame, out: Path, echo: Echo) -> list[Block]:
+    """The degradation after every few tasks (`analysis.horizons`) as files and report blocks."""
+    table = degradation_by_horizon(records)
+    if table.empty:
+        return []
+    title, display, notes = "Degradation by horizon", horizon_display(table), horizon_notes(table)
+    files = tables.write_table(table, display, title, notes, out / "tables" / "horizons")
+    echo("report: wrote tables/horizons.csv, tables/horizons.md")
+    return [Heading(title, 3),
+            Text("Whether the loss keeps growing or levels off: the robust degradation above chance after every "
+                 "few tasks of the stream, where the degradation table reads it at the end only."),
+            Table(display, tuple(str(f.relative_to(out)) for f in files)), Bullets(notes)]
+
+
 def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
                  echo: Echo) -> tuple[list[Block], list[str]]:
     """The degradation table, Table 1 for sweeps with mitigation arms, and the protocol switches against the
@@ -91,7 +106,7 @@ def table_blocks(records: pd.DataFrame, degradation: pd.DataFrame, out: Path,
         blocks += [Heading("Accuracy degradation", 3),
                    Text("No degradation table: no sweep read here has trials of two tasks or more.")]
     else:
-        blocks += degradation_blocks(degradation, out, echo)
+        blocks += degradation_blocks(degradation, out, echo) + horizon_blocks(records, out, echo)
     final = final_accuracy(records)
     treated = set(final.loc[final["mitigation"] != "none", "sweep"])
     problems = [p for sweep in sorted(treated) for p in missing_baselines(final[final["sweep"] == sweep])]
