@@ -22,12 +22,45 @@ def trial_dirs(folder: StoragePath) -> dict[str, StoragePath]:
     return {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
 
 
+def clock(seconds: float) -> str:
+    """1:02:03 for an hour, two minutes and three seconds."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def rounded(seconds: float) -> str:
+    """`2 h 05 min`, `14 min`, `under a minute`: an estimate, not a clock."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+RECENT_EPOCHS = 20  # the pace a running trial's time left is estimated from: recent, as the machine's load changes
+
+
+def attempt_rows(trial_dir: StoragePath) -> list[dict]:
+    """The records of the trial's latest attempt, none before its first."""
+    if not (trial_dir / RESULT_FILE).exists():
+        return []
+    return latest_attempts(read_rows(trial_dir / RESULT_FILE))
+
+
 def last_row(trial_dir: StoragePath) -> dict | None:
     """The last record of the trial's latest attempt, None before its first."""
-    if not (trial_dir / RESULT_FILE).exists():
-        return None
-    attempt = latest_attempts(read_rows(trial_dir / RESULT_FILE))
+    attempt = attempt_rows(trial_dir)
     return attempt[-1] if attempt else None
+
+
+def seconds_left(rows: list[dict]) -> float | None:
+    """Seconds until the trial's last epoch at the pace of its last `RECENT_EPOCHS` epochs (None before one)."""
+    recent = [row["seconds"] for row in rows[-RECENT_EPOCHS:] if isinstance(row.get("seconds"), (int, float))]
+    if not recent:
+        return None
+    last, epochs = rows[-1], rows[-1]["epochs_per_task"]
+    left = (last["tasks"] - last["task"] - 1) * epochs + epochs - last["epoch"] - 1
+    return left * sum(recent) / len(recent)
 
 
 def last_rows(folder: StoragePath) -> dict[str, dict]:
@@ -70,7 +103,8 @@ def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live
                   damage: Damage | None = None) -> dict:
     """One trial's entry of `status_data`: its state as shown (DIVERGED, INTERRUPTED beside Tune's), last
     record, for an errored trial the exception (the last line of Tune's error.txt), and damaged records."""
-    last = last_row(trial_dir) if trial_dir else None
+    rows = attempt_rows(trial_dir) if trial_dir else []
+    last = rows[-1] if rows else None
     if last and last.get("diverged"):
         state = "DIVERGED"
     elif state == "RUNNING" and live is False:
@@ -79,6 +113,7 @@ def trial_summary(trial_id: str, state: str, trial_dir: StoragePath | None, live
     return {"trial_id": trial_id, "name": trial_dir.name if trial_dir else trial_id, "state": state,
             "task": last["task"] if last else None, "tasks": last["tasks"] if last else None,
             "epoch": last["epoch"] if last else None, "test_accuracy": last["test_accuracy"] if last else None,
+            "seconds_left": seconds_left(rows) if rows and state == "RUNNING" else None,
             "error": error, "damaged_records": damage.describe() if damage else None}
 
 
@@ -114,6 +149,8 @@ def sweep_status(path: str | Path) -> str:
         else:
             detail = (f"task {trial['task'] + 1}/{trial['tasks']} epoch {trial['epoch'] + 1}  "
                       f"test acc {trial['test_accuracy']:.3f}")
+        if trial["seconds_left"] is not None:
+            detail += f"  about {rounded(trial['seconds_left'])} left"
         if trial["error"] is not None:
             detail += f"  error: {trial['error'][:160]}"
         if trial["damaged_records"] is not None:
