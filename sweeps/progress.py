@@ -14,11 +14,18 @@ from typing import Any
 
 from ray import tune
 
-from sweeps.status import clock, exception_line
+from sweeps.status import exception_line
 from trainables.streams import accuracy_measure
 
 REDRAW_EVERY_SECONDS = 1.0  # on a terminal
 SHOWN_RUNNING = 4  # running trials whose accuracy the line names; the rest are counted
+
+
+def clock(seconds: float) -> str:
+    """1:02:03 for an hour, two minutes and three seconds."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def trial_label(trial: Any) -> str:

@@ -22,13 +22,6 @@ def trial_dirs(folder: StoragePath) -> dict[str, StoragePath]:
     return {p.name.rsplit("-", 1)[-1]: p for p in folder.iterdir() if p.is_dir() and "-r" in p.name}
 
 
-def clock(seconds: float) -> str:
-    """1:02:03 for an hour, two minutes and three seconds."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 def rounded(seconds: float) -> str:
     """`2 h 05 min`, `14 min`, `under a minute`: an estimate, not a clock."""
     minutes = round(seconds / 60)
