@@ -23,11 +23,11 @@ def trial_dirs(folder: StoragePath) -> dict[str, StoragePath]:
 
 
 def rounded(seconds: float) -> str:
-    """`2 h 05 min`, `14 min`, `under a minute`: an estimate, not a clock."""
+    """`about 2 h 05 min`, `about 14 min`, `under a minute`: an estimate, not a clock."""
     minutes = round(seconds / 60)
     if minutes < 1:
         return "under a minute"
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"about {minutes} min"
 
 
 RECENT_EPOCHS = 20  # the pace a running trial's time left is estimated from: recent, as the machine's load changes
@@ -143,7 +143,7 @@ def sweep_status(path: str | Path) -> str:
             detail = (f"task {trial['task'] + 1}/{trial['tasks']} epoch {trial['epoch'] + 1}  "
                       f"test acc {trial['test_accuracy']:.3f}")
         if trial["seconds_left"] is not None:
-            detail += f"  about {rounded(trial['seconds_left'])} left"
+            detail += f"  {rounded(trial['seconds_left'])} left"
         if trial["error"] is not None:
             detail += f"  error: {trial['error'][:160]}"
         if trial["damaged_records"] is not None:

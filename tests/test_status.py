@@ -25,8 +25,8 @@ def test_the_time_left_is_the_epochs_left_at_the_pace_of_the_recent_epochs():
     assert seconds_left([{**row, "seconds": None} for row in early]) is None
 
 
-@pytest.mark.parametrize("seconds, text", [(20, "under a minute"), (14 * 60 + 10, "14 min"),
-                                           (3600 + 5 * 60, "1 h 05 min"), (7199, "2 h 00 min")])
+@pytest.mark.parametrize("seconds, text", [(20, "under a minute"), (14 * 60 + 10, "about 14 min"),
+                                           (3600 + 5 * 60, "about 1 h 05 min"), (7199, "about 2 h 00 min")])
 def test_the_time_left_reads_as_an_estimate(seconds, text):
     assert rounded(seconds) == text
 
